@@ -1,0 +1,95 @@
+"""Weighted soft-margin triplet loss of CVFT (Eq. 6), exactly as the original computes it.
+
+For aerial descriptors ``S`` and ground descriptors ``G`` of a batch (unit rows, pair ``k``
+is ground ``k`` with aerial ``k``), ``D = 2 - 2 S G^T`` (``D[i, j]``: aerial ``i`` vs ground
+``j``). Exhaustive over the batch, both directions:
+
+* ground-to-aerial: ``log(1 + exp(gamma * (D[j, j] - D[i, j])))`` for every ``(i, j)``,
+* aerial-to-ground: ``log(1 + exp(gamma * (D[i, i] - D[i, j])))`` for every ``(i, j)``,
+
+each summed over all ``i, j`` (the diagonal included: each such term is ``log 2``) and
+divided by ``B (B - 1)``; the loss is the mean of the two directions. The CVACT variant
+multiplies each difference by a mask that is 0 for pairs closer than 25 m (so a masked term
+still adds ``log 2``) and divides by the number of unmasked pairs. ``log(1 + exp(x))`` is
+computed as ``softplus(x)``, the same function without overflow.
+"""
+
+import tensorflow as tf
+
+SOFT_MARGIN_GAMMA = 10.0
+"""gamma of Eq. (6) (``loss_weight`` in the original)."""
+
+
+def pairwise_distances(aerial, ground):
+    """``D = 2 - 2 S G^T``: ``[B, D] x [B, D] -> [B, B]``, rows aerial, columns ground."""
+    return 2.0 - 2.0 * tf.matmul(aerial, ground, transpose_b=True)
+
+
+def same_place_negative_mask(distance_sq, radius_m):
+    """1.0 where aerial ``i`` and ground ``j`` are at least ``radius_m`` apart, else 0.0.
+
+    Args:
+        distance_sq: ``[B, B]`` squared distances in square metres.
+        radius_m: float, the same-place radius (25 m for CVACT).
+
+    Returns:
+        ``[B, B]`` float32 mask (the diagonal is 0: a pair is at distance 0 of itself).
+    """
+    return tf.cast(tf.greater_equal(distance_sq, radius_m * radius_m), tf.float32)
+
+
+def _hard_mean(terms, valid, hard_negatives, axis):
+    """Mean of the ``hard_negatives`` largest valid ``terms`` per anchor along ``axis``."""
+    masked = tf.where(valid, terms, tf.fill(tf.shape(terms), -1.0))
+    if axis == 0:
+        masked, valid_f = tf.transpose(masked), tf.transpose(tf.cast(valid, terms.dtype))
+    else:
+        valid_f = tf.cast(valid, terms.dtype)
+    top, indices = tf.math.top_k(masked, k=hard_negatives)
+    kept = tf.gather(valid_f, indices, batch_dims=1)
+    return tf.reduce_sum(top * kept) / tf.maximum(tf.reduce_sum(kept), 1.0)
+
+
+def weighted_soft_margin_triplet_loss(
+    aerial, ground, gamma=SOFT_MARGIN_GAMMA, negative_mask=None, hard_negatives=0
+):
+    """Weighted soft-margin triplet loss, both directions (CVFT Eq. 6; the original's code).
+
+    Args:
+        aerial: ``[B, D]`` unit-norm aerial descriptors.
+        ground: ``[B, D]`` unit-norm ground descriptors (row ``k`` matches aerial ``k``).
+        gamma: float, the soft-margin weight (10).
+        negative_mask: optional ``[B, B]`` float mask of usable negatives (CVACT,
+            :func:`same_place_negative_mask`); the divisor becomes its sum.
+        hard_negatives: int, if > 0 keep only the ``hard_negatives`` largest off-diagonal
+            terms per anchor (batch-hard variant) and average them.
+
+    Returns:
+        scalar float32 loss.
+    """
+    aerial = tf.cast(aerial, tf.float32)
+    ground = tf.cast(ground, tf.float32)
+    distances = pairwise_distances(aerial, ground)
+    positive = tf.linalg.diag_part(distances)
+    ground_to_aerial = positive[None, :] - distances
+    aerial_to_ground = positive[:, None] - distances
+    batch = tf.shape(distances)[0]
+
+    if hard_negatives > 0:
+        valid = tf.logical_not(tf.eye(batch, dtype=tf.bool))
+        if negative_mask is not None:
+            valid = tf.logical_and(valid, negative_mask > 0)
+        loss_g2a = _hard_mean(tf.nn.softplus(gamma * ground_to_aerial), valid, hard_negatives, axis=0)
+        loss_a2g = _hard_mean(tf.nn.softplus(gamma * aerial_to_ground), valid, hard_negatives, axis=1)
+        return (loss_g2a + loss_a2g) / 2.0
+
+    if negative_mask is None:
+        pair_count = tf.cast(batch * (batch - 1), tf.float32)
+    else:
+        negative_mask = tf.cast(negative_mask, tf.float32)
+        ground_to_aerial = ground_to_aerial * negative_mask
+        aerial_to_ground = aerial_to_ground * negative_mask
+        pair_count = tf.reduce_sum(negative_mask)
+    loss_g2a = tf.reduce_sum(tf.nn.softplus(gamma * ground_to_aerial)) / pair_count
+    loss_a2g = tf.reduce_sum(tf.nn.softplus(gamma * aerial_to_ground)) / pair_count
+    return (loss_g2a + loss_a2g) / 2.0
