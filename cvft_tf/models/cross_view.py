@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from cvft_tf import losses
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
+from cvft_tf.evaluation.recall import recall_at_1
 from cvft_tf.layers.resize import ResizeBilinearTF1
 from cvft_tf.layers.sinkhorn import CVFT_COST_SCALE, CVFT_NUM_ITERATIONS, Sinkhorn
 from cvft_tf.layers.transport import CostRegression, FeatureTransport
@@ -210,6 +211,7 @@ class CrossViewModel(keras.Model):
         self.ground_encoder = _descriptor_model(self.ground_branch, "ground_encoder")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.recall_tracker = keras.metrics.Mean(name="recall@1")
+        self.built = True
 
     @property
     def metrics(self):
@@ -264,7 +266,10 @@ class CrossViewModel(keras.Model):
 
     def _update_metrics(self, loss, descriptors):
         self.loss_tracker.update_state(loss)
-        self.recall_tracker.update_state(in_batch_recall_at_1(descriptors["aerial"], descriptors["ground"]))
+        distances = losses.pairwise_distances(
+            tf.cast(descriptors["aerial"], tf.float32), tf.cast(descriptors["ground"], tf.float32)
+        )
+        self.recall_tracker.update_state(recall_at_1(distances))
         return {metric.name: metric.result() for metric in self.metrics}
 
     def get_config(self):
@@ -286,21 +291,6 @@ class CrossViewModel(keras.Model):
             same_place_radius_m=self.same_place_radius_m,
         )
         return config
-
-
-def in_batch_recall_at_1(aerial, ground):
-    """Share of ground queries whose own aerial is the nearest in the batch (no strictly closer).
-
-    Args:
-        aerial: ``[B, D]``; ground: ``[B, D]``.
-
-    Returns:
-        scalar float32 in [0, 1].
-    """
-    distances = losses.pairwise_distances(tf.cast(aerial, tf.float32), tf.cast(ground, tf.float32))
-    positive = tf.linalg.diag_part(distances)
-    closer = tf.reduce_sum(tf.cast(distances < positive[None, :], tf.float32), axis=0)
-    return tf.reduce_mean(tf.cast(closer < 1.0, tf.float32))
 
 
 def _natural_map_size(aerial_size):

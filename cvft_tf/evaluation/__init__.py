@@ -1,0 +1,1 @@
+"""Evaluation of cross-view retrieval: recall (``recall``) and the paper's figures (``figures``)."""
