@@ -1,0 +1,365 @@
+"""tf.data pipelines over a split of (ground, aerial) pairs, with the original's preprocessing.
+
+A ``Split`` (from ``cvusa.read_split`` or ``cvact.read_split``) lists the pairs' files; the
+pipelines decode them with OpenCV inside ``tf.numpy_function`` (``preprocess.read_image``,
+``preprocess.preprocess_ground`` / ``preprocess_aerial``), so the pixels are the original
+code's exactly, and batch them as dicts:
+
+- ``"ground"``: float32 [batch, ground_h, ground_w, 3], BGR minus ``VGG_MEAN_BGR``;
+- ``"aerial"``: float32 [batch, aerial_h, aerial_w, 3], likewise;
+- ``"utm"``: float32 [batch, 2], metres (splits with positions: CVACT);
+- ``"distance_sq"``: float32 [batch, batch], squared UTM distances, computed in float64
+  (training, splits with positions; for the masked loss);
+- ``"index"``: int64 [batch], the pair's position in the split (evaluation).
+
+Training reshuffles each epoch, drops the last incomplete batch and skips a pair whose
+images cannot be used, as the original's reader does, counting the skips in a
+``DecodeCounter``; once more than ``max_bad_fraction`` of the split's pairs have been
+found bad it stops with an error naming the last bad file. Evaluation yields every pair
+once, in split order, and stops with an error naming the file at the first bad image.
+
+Errors raised while iterating come out of TensorFlow as ``tf.errors.InvalidArgumentError``
+whose message holds ``DatasetError: <what and where>``; inside ``with dataset_errors():``
+they are raised as ``DatasetError`` with that message alone.
+"""
+
+import contextlib
+import dataclasses
+import math
+import os
+import re
+import threading
+from typing import Callable
+
+import cv2
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from cvft_tf.data import preprocess
+
+_OK, _SKIP, _FATAL = 0, 1, 2
+_ERROR_MARKER = "DatasetError: "
+_ERROR_PATTERN = re.compile(re.escape(_ERROR_MARKER) + r"(.*?)\](?:\n|$)", re.DOTALL)
+_PROBLEMS_SHOWN = 50
+
+
+class DatasetError(ValueError):
+    """A split that cannot be read as asked.
+
+    Attributes:
+      problems: every problem found, each naming its file (and line or row).
+    """
+
+    def __init__(self, message, problems=()):
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+def raise_problems(what, problems):
+    """Raises one ``DatasetError`` listing ``problems`` (strings), if there are any.
+
+    The message shows the first 50; the exception's ``problems`` holds them all.
+    """
+    if not problems:
+        return
+    lines = [f"{what}: {len(problems)} problem(s):"]
+    lines += [f"  {problem}" for problem in problems[:_PROBLEMS_SHOWN]]
+    if len(problems) > _PROBLEMS_SHOWN:
+        lines.append(f"  ... and {len(problems) - _PROBLEMS_SHOWN} more (DatasetError.problems)")
+    raise DatasetError("\n".join(lines), problems)
+
+
+@contextlib.contextmanager
+def dataset_errors():
+    """Turns a pipeline's run-time error (a TF error carrying a DatasetError) into one.
+
+    Use around ``model.fit`` / ``evaluate`` loops: ``with dataset_errors(): model.fit(ds)``.
+    Other errors pass through unchanged.
+    """
+    try:
+        yield
+    except tf.errors.OpError as error:
+        match = _ERROR_PATTERN.search(error.message or "")
+        if match is None:
+            raise
+        raise DatasetError(match.group(1)) from None
+
+
+class FileIndex:
+    """Answers "does this file exist" from one directory listing per directory (fast on 100k)."""
+
+    def __init__(self):
+        self._names = {}
+
+    def exists(self, path):
+        directory, name = os.path.split(path)
+        if directory not in self._names:
+            try:
+                self._names[directory] = frozenset(os.listdir(directory or "."))
+            except OSError:
+                self._names[directory] = frozenset()
+        return name in self._names[directory]
+
+
+def require_square(image):
+    """The original's aerial rule: an aerial tile must be square. Returns ``image``.
+
+    Raises:
+      ImageError: the image is not square.
+    """
+    height, width = image.shape[:2]
+    if height != width:
+        raise preprocess.ImageError(f"has size {height}x{width}, expected a square aerial tile")
+    return image
+
+
+def _unchanged(image):
+    return image
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Split:
+    """The pairs of one split, in file order, and the rules their raw images must follow.
+
+    Attributes:
+      name: for messages, e.g. ``"CVUSA /data/splits/val-19zl.csv"``.
+      ground_paths: N paths of ground panoramas.
+      aerial_paths: N paths of aerial tiles.
+      sources: N strings saying where each pair is listed (``"file:line"`` or mat row).
+      utm: float64 [N, 2] positions in metres, or None (CVUSA).
+      prepare_ground: raw BGR uint8 [H, W, 3] -> uint8 image to resize (checks, crops);
+        raises ``preprocess.ImageError`` when the panorama cannot be used.
+      prepare_aerial: the same for aerial tiles (default: must be square).
+    """
+
+    name: str
+    ground_paths: tuple
+    aerial_paths: tuple
+    sources: tuple
+    utm: np.ndarray | None = None
+    prepare_ground: Callable = _unchanged
+    prepare_aerial: Callable = require_square
+
+    def __len__(self):
+        return len(self.ground_paths)
+
+
+class DecodeCounter:
+    """What a training pipeline has decoded and skipped; read it to log (e.g. TensorBoard).
+
+    Attributes:
+      seen: pairs decoded or tried (every epoch counts again).
+      skipped: tries that failed and were skipped (every epoch counts again).
+      bad_pairs: distinct pairs found bad so far; ``max_bad_fraction`` applies to this.
+
+    Use one counter per training dataset (pairs are told apart by their index in the split).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._bad = set()
+        self.seen = 0
+        self.skipped = 0
+
+    @property
+    def bad_pairs(self):
+        return len(self._bad)
+
+    def _count(self, index, ok):
+        with self._lock:
+            self.seen += 1
+            if not ok:
+                self.skipped += 1
+                self._bad.add(index)
+            return len(self._bad)
+
+
+def _load(path, prepare):
+    image = preprocess.read_image(path)
+    try:
+        return prepare(image)
+    except preprocess.ImageError as error:
+        raise preprocess.ImageError(f"{path} {error}") from None
+
+
+def _decoder(split, ground_size, aerial_size, counter, max_bad_fraction):
+    """numpy function: pair index -> (ground, aerial, status, message).
+
+    With a ``counter`` (training) a bad pair is skipped (status _SKIP) until more than
+    ``max_bad_fraction`` of the split is bad (status _FATAL); without (evaluation) any bad
+    pair is _FATAL.
+    """
+    blank_ground = np.zeros((*ground_size, 3), np.float32)
+    blank_aerial = np.zeros((*aerial_size, 3), np.float32)
+    bad_limit = math.floor(max_bad_fraction * len(split))
+
+    def decode(index):
+        index = int(index)
+        try:
+            ground = _load(split.ground_paths[index], split.prepare_ground)
+            aerial = _load(split.aerial_paths[index], split.prepare_aerial)
+            ground = preprocess.preprocess_ground(ground, ground_size)
+            aerial = preprocess.preprocess_aerial(aerial, aerial_size)
+        except (preprocess.ImageError, cv2.error) as error:
+            problem = f"{split.sources[index]}: {error}".replace("\n", " ")
+            if counter is None:
+                message = f"bad image in evaluation: {problem}"
+                return blank_ground, blank_aerial, np.int32(_FATAL), message
+            bad_pairs = counter._count(index, ok=False)
+            logging.warning(
+                "Skipping training pair %d (%d of %d pairs bad so far): %s",
+                index, bad_pairs, len(split), problem,
+            )
+            if bad_pairs > bad_limit:
+                message = (
+                    f"{bad_pairs} of the {len(split)} pairs of {split.name} are bad, more than "
+                    f"max_bad_fraction={max_bad_fraction}; the last: {problem}"
+                )
+                return blank_ground, blank_aerial, np.int32(_FATAL), message
+            return blank_ground, blank_aerial, np.int32(_SKIP), problem
+        if counter is not None:
+            counter._count(index, ok=True)
+        return ground, aerial, np.int32(_OK), ""
+
+    return decode
+
+
+def _element_fn(split, ground_size, aerial_size, decode, orientation_noise_deg):
+    """Graph function (index, noise_seed) -> (element dict, status)."""
+    utm_table = None if split.utm is None else tf.constant(split.utm, tf.float64)
+
+    def element(index, noise_seed):
+        ground, aerial, status, message = tf.numpy_function(
+            decode, [index], [tf.float32, tf.float32, tf.int32, tf.string], stateful=True
+        )
+        check = tf.debugging.Assert(
+            tf.not_equal(status, _FATAL), [tf.strings.join([_ERROR_MARKER, message])]
+        )
+        with tf.control_dependencies([check]):
+            ground, aerial, status = tf.identity(ground), tf.identity(aerial), tf.identity(status)
+        ground.set_shape((*ground_size, 3))
+        aerial.set_shape((*aerial_size, 3))
+        if orientation_noise_deg:
+            seed = tf.stack([noise_seed, index])
+            ground = preprocess.random_azimuth_shift(ground, orientation_noise_deg, seed)
+        result = {"ground": ground, "aerial": aerial}
+        if utm_table is not None:
+            result["utm"] = tf.gather(utm_table, index)
+        return result, status
+
+    return element
+
+
+def _add_distances(batch):
+    utm = batch["utm"]
+    offsets = utm[:, None, :] - utm[None, :, :]
+    batch["distance_sq"] = tf.cast(tf.reduce_sum(tf.square(offsets), axis=-1), tf.float32)
+    batch["utm"] = tf.cast(utm, tf.float32)
+    return batch
+
+
+def make_train_dataset(
+    split,
+    batch_size,
+    ground_size=preprocess.GROUND_SIZE,
+    aerial_size=preprocess.AERIAL_SIZE,
+    *,
+    seed=None,
+    deterministic=False,
+    orientation_noise_deg=0.0,
+    max_bad_fraction=0.01,
+    counter=None,
+):
+    """Training batches: reshuffled each epoch, full batches, bad pairs skipped and counted.
+
+    Args:
+      split: a ``Split``.
+      batch_size: pairs per batch; the last incomplete batch of an epoch is dropped.
+      ground_size: (height, width) of the ground images, INTER_AREA resized to it.
+      aerial_size: (height, width) of the aerial images, INTER_AREA resized to it.
+      seed: seeds the shuffle and the orientation noise; None draws fresh ones.
+      deterministic: keep the element order fixed for a given ``seed`` (parallel decoding
+        may otherwise reorder); needs a ``seed``.
+      orientation_noise_deg: D; each panorama is turned by an azimuth uniform in [-D, D]
+        degrees (``preprocess.random_azimuth_shift``), drawn anew each epoch.
+      max_bad_fraction: the share of the split's pairs that may be bad (skipped); one more
+        stops the iteration with a DatasetError (see ``dataset_errors``) naming the file.
+      counter: a ``DecodeCounter`` to count in (pass one to log it), or None.
+
+    Returns:
+      ``tf.data.Dataset`` of dicts: ``ground`` float32 [batch_size, *ground_size, 3],
+      ``aerial`` float32 [batch_size, *aerial_size, 3], and for splits with positions
+      ``utm`` float32 [batch_size, 2] and ``distance_sq`` float32 [batch_size, batch_size].
+
+    Raises:
+      DatasetError: the split has fewer pairs than one batch.
+      ValueError: ``deterministic`` without ``seed``.
+    """
+    if len(split) < batch_size:
+        raise DatasetError(
+            f"{split.name} has {len(split)} pairs, fewer than one batch of {batch_size}"
+        )
+    if deterministic and seed is None:
+        raise ValueError("deterministic=True needs a seed")
+    decode = _decoder(
+        split, ground_size, aerial_size, counter or DecodeCounter(), max_bad_fraction
+    )
+    indices = tf.data.Dataset.range(len(split)).shuffle(
+        len(split), seed=seed, reshuffle_each_iteration=True
+    )
+    noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    dataset = tf.data.Dataset.zip(indices, noise_seeds).map(
+        _element_fn(split, ground_size, aerial_size, decode, orientation_noise_deg),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic,
+    )
+    dataset = dataset.filter(lambda element, status: tf.equal(status, _OK))
+    dataset = dataset.map(lambda element, status: element)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    if split.utm is not None:
+        dataset = dataset.map(_add_distances)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_eval_dataset(
+    split,
+    batch_size,
+    ground_size=preprocess.GROUND_SIZE,
+    aerial_size=preprocess.AERIAL_SIZE,
+    *,
+    orientation_noise_deg=0.0,
+    seed=0,
+):
+    """Evaluation batches: every pair once, in split order; a bad image is an error.
+
+    Args:
+      split: a ``Split``.
+      batch_size: pairs per batch; the last batch holds the remainder.
+      ground_size: (height, width) of the ground images, INTER_AREA resized to it.
+      aerial_size: (height, width) of the aerial images, INTER_AREA resized to it.
+      orientation_noise_deg: D; each panorama is turned by an azimuth uniform in [-D, D]
+        degrees, drawn from (``seed``, pair index), so every run sees the same angles.
+      seed: int, seeds the orientation noise.
+
+    Returns:
+      ``tf.data.Dataset`` of dicts: ``ground`` float32 [b, *ground_size, 3], ``aerial``
+      float32 [b, *aerial_size, 3], ``index`` int64 [b], and ``utm`` float32 [b, 2] for
+      splits with positions (b = batch_size, less in the last batch). Iterating stops with
+      a DatasetError (see ``dataset_errors``) naming the file of a bad image.
+    """
+    decode = _decoder(split, ground_size, aerial_size, None, 0.0)
+    element = _element_fn(split, ground_size, aerial_size, decode, orientation_noise_deg)
+    noise_seed = tf.constant(seed, tf.int64)
+
+    def eval_element(index):
+        result, _ = element(index, noise_seed)
+        result["index"] = index
+        if "utm" in result:
+            result["utm"] = tf.cast(result["utm"], tf.float32)
+        return result
+
+    dataset = tf.data.Dataset.range(len(split)).map(
+        eval_element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

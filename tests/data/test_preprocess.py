@@ -1,0 +1,162 @@
+"""Preprocessing parity with OpenCV (the original's imread + INTER_AREA + means)."""
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cvft_tf.data import preprocess
+from tests.data import fixtures
+
+
+def test_constants_are_the_originals():
+    assert preprocess.VGG_MEAN_BGR == (103.939, 116.779, 123.6)
+    assert preprocess.GROUND_SIZE == (112, 616)
+    assert preprocess.AERIAL_SIZE == (256, 256)
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png"])
+@pytest.mark.parametrize(
+    "raw, size",
+    [((224, 1232), (112, 616)), ((150, 150), (64, 64)), ((40, 40), (16, 16)), ((16, 88), (16, 88))],
+)
+def test_numpy_path_equals_opencv(tmp_path, extension, raw, size):
+    path = str(tmp_path / f"image{extension}")
+    fixtures.write_image(path, fixtures.make_image(*raw, seed=5))
+    image = preprocess.read_image(path)
+    np.testing.assert_array_equal(image, cv2.imread(path))
+    for function in (preprocess.preprocess_ground, preprocess.preprocess_aerial):
+        output = function(image, size)
+        assert output.dtype == np.float32 and output.shape == (*size, 3)
+        np.testing.assert_array_equal(output, fixtures.expected(path, size))
+
+
+def test_default_sizes(tmp_path):
+    image = fixtures.make_image(224, 1232, seed=1)
+    assert preprocess.preprocess_ground(image).shape == (112, 616, 3)
+    aerial = fixtures.make_image(300, 300, seed=2)
+    assert preprocess.preprocess_aerial(aerial).shape == (256, 256, 3)
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png"])
+@pytest.mark.parametrize(
+    "raw, size",
+    [
+        ((224, 1232), (112, 616)),
+        ((750, 750), (256, 256)),
+        ((416, 1664), (112, 616)),
+        ((112, 616), (32, 176)),
+        ((130, 130), (64, 64)),
+        ((64, 64), (64, 64)),
+    ],
+)
+def test_tf_path_within_bound_of_opencv(tmp_path, extension, raw, size):
+    """preprocess_*_tf on TF-decoded RGB vs the OpenCV path: max <= 1.0, mean <= 0.05."""
+    path = str(tmp_path / f"image{extension}")
+    fixtures.write_image(path, fixtures.make_image(*raw, seed=7))
+    contents = tf.io.read_file(path)
+    if extension == ".jpg":
+        rgb = tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE")
+    else:
+        rgb = tf.io.decode_png(contents, channels=3)
+    np.testing.assert_array_equal(rgb.numpy()[..., ::-1], cv2.imread(path))
+    reference = fixtures.expected(path, size)
+    for function in (preprocess.preprocess_ground_tf, preprocess.preprocess_aerial_tf):
+        output = function(tf.stack([rgb, rgb]), size)
+        assert output.dtype == tf.float32 and output.shape == (2, *size, 3)
+        difference = np.abs(output.numpy() - reference)
+        assert difference.max() <= 1.0 + 1e-4  # float32 rounding of "level - mean"
+        assert difference.mean() <= 0.05
+
+
+def test_tf_path_rounds_half_up_like_opencv():
+    """A 2x2 block averaging to x.5 becomes x+1 in OpenCV's uint8 result."""
+    block = np.array([[[10, 10, 10], [11, 11, 11]], [[10, 10, 10], [11, 11, 11]]], np.uint8)
+    output = preprocess.preprocess_aerial_tf(block[None], (1, 1)).numpy()[0, 0, 0]
+    np.testing.assert_allclose(output, 11.0 - fixtures.MEAN_BGR, rtol=0, atol=1e-4)
+    opencv = cv2.resize(block, (1, 1), interpolation=cv2.INTER_AREA)[0, 0]
+    np.testing.assert_array_equal(opencv, [11, 11, 11])
+
+
+def test_tf_path_flips_rgb_to_bgr():
+    rgb = np.zeros((1, 4, 4, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    output = preprocess.preprocess_ground_tf(rgb, (4, 4)).numpy()
+    np.testing.assert_allclose(output[0, 0, 0], [-103.939, -116.779, 200 - 123.6], atol=1e-4)
+
+
+def test_crop_panorama_middle_keeps_middle_half():
+    panorama = np.arange(832)[:, None, None] * np.ones((1, 4, 3), np.int64)
+    cropped = preprocess.crop_panorama_middle(panorama)
+    assert cropped.shape == (416, 4, 3)
+    assert cropped[0, 0, 0] == 208 and cropped[-1, 0, 0] == 623
+
+
+def _write_truncated(tmp_path, extension):
+    path = str(tmp_path / f"whole{extension}")
+    fixtures.write_image(path, fixtures.make_image(64, 64, seed=3))
+    data = open(path, "rb").read()
+    truncated = str(tmp_path / f"truncated{extension}")
+    with open(truncated, "wb") as file:
+        file.write(data[: len(data) // 2])
+    return truncated
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png"])
+def test_read_image_rejects_truncated(tmp_path, extension):
+    path = _write_truncated(tmp_path, extension)
+    with pytest.raises(preprocess.ImageError, match=f"{path} is truncated"):
+        preprocess.read_image(path)
+
+
+def test_read_image_rejects_missing_and_garbage(tmp_path):
+    missing = str(tmp_path / "missing.jpg")
+    with pytest.raises(preprocess.ImageError, match=f"cannot open {missing}: No such file"):
+        preprocess.read_image(missing)
+    garbage = str(tmp_path / "garbage.jpg")
+    with open(garbage, "wb") as file:
+        file.write(b"not an image")
+    with pytest.raises(preprocess.ImageError, match=f"{garbage} is not a readable image"):
+        preprocess.read_image(garbage)
+
+
+def test_read_image_accepts_bytes_after_jpeg_end(tmp_path):
+    path = str(tmp_path / "padded.jpg")
+    fixtures.write_image(path, fixtures.make_image(32, 32, seed=4))
+    with open(path, "ab") as file:
+        file.write(b"\x00" * 100 + b"trailer")
+    np.testing.assert_array_equal(preprocess.read_image(path), cv2.imread(path))
+
+
+def test_shift_azimuth_moves_a_known_column():
+    panorama = np.zeros((2, 616, 3), np.float32)
+    panorama[:, 0] = 1.0
+    shifted = preprocess.shift_azimuth(tf.constant(panorama), tf.constant(20.0)).numpy()
+    # round(20 / 360 * 616) = round(34.22) = 34 columns to the right.
+    assert np.flatnonzero(shifted[0, :, 0]).tolist() == [34]
+    shifted = preprocess.shift_azimuth(tf.constant(panorama), tf.constant(-20.0)).numpy()
+    assert np.flatnonzero(shifted[0, :, 0]).tolist() == [616 - 34]
+
+
+@pytest.mark.parametrize("degrees", [0.0, 10.0, -7.5, 180.0, 359.0])
+def test_shift_azimuth_is_np_roll(degrees):
+    panorama = np.random.default_rng(0).normal(size=(3, 4, 36, 3)).astype(np.float32)
+    shifted = preprocess.shift_azimuth(tf.constant(panorama), tf.constant(degrees)).numpy()
+    columns = int(np.round(degrees / 360 * 36))
+    np.testing.assert_array_equal(shifted, np.roll(panorama, columns, axis=-2))
+
+
+def test_random_azimuth_shift_is_seeded_and_bounded():
+    width, max_degrees = 360, 20.0
+    panorama = np.tile(np.arange(width, dtype=np.float32)[None, :, None], (2, 1, 3))
+    shifts = []
+    for seed in range(30):
+        once = preprocess.random_azimuth_shift(panorama, max_degrees, tf.constant([seed, 1]))
+        again = preprocess.random_azimuth_shift(panorama, max_degrees, tf.constant([seed, 1]))
+        np.testing.assert_array_equal(once.numpy(), again.numpy())
+        shift = int(np.flatnonzero(once.numpy()[0, :, 0] == 0)[0])
+        shift = shift - width if shift > width // 2 else shift
+        np.testing.assert_array_equal(once.numpy(), np.roll(panorama, shift, axis=1))
+        shifts.append(shift)
+    assert max(abs(s) for s in shifts) <= 20
+    assert len(set(shifts)) > 10 and min(shifts) < 0 < max(shifts)
