@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from cvft_tf import losses
+from cvft_tf.data.cvact import SAME_PLACE_RADIUS_M
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.evaluation.recall import recall_at_1
 from cvft_tf.layers.resize import ResizeBilinearTF1
@@ -29,10 +30,6 @@ from cvft_tf.models.vgg16 import DROPOUT_RATE, FROZEN_BLOCKS, vgg16_trunk
 VARIANTS = ("cvft", "vgg_conv", "vgg_gp")
 REDUCED_CHANNELS = 64
 """Output channels of the reduction convs ``grd_conv`` / ``sat_conv`` (512 -> 64)."""
-
-SAME_PLACE_RADIUS_M = 25.0
-"""CVACT: a pair within 25 m of another counts as the same place (loss mask, metric)."""
-
 
 @keras.saving.register_keras_serializable(package="cvft_tf")
 class L2Normalize(keras.layers.Layer):

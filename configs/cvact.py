@@ -1,0 +1,16 @@
+"""CVACT: training on trainSet, validation on CVACT_val, geo-localization on CVACT_test.
+
+Training masks same-place negatives (< 25 m) in the loss. Evaluate CVACT_test with
+``--config.eval.split=test`` (adds the within-25 m recall).
+
+    cvft-train --config configs/cvact.py --config.data.root=/data/CVACT --workdir runs/cvact
+"""
+
+from cvft_tf.cli import config_base
+
+
+def get_config(arg=None):
+    """``arg``: a variant (``cvft``, ``vgg_conv``, ``vgg_gp``) and/or ``smoke``."""
+    config = config_base.base_config()
+    config.data.name = "cvact"
+    return config_base.apply_arg(config, arg)

@@ -1,0 +1,112 @@
+"""Per-epoch checkpoints of a training run: atomic, resumable, with the optimizer state.
+
+A checkpoint is a ``.keras`` file (architecture, weights and optimizer variables, so the
+step count and Adam moments come back) written under a temporary name and renamed into
+place; ``state.json`` (epoch, step, best r@1, file name) is written the same way after it.
+A run stopped at any point (Ctrl-C, kill) leaves the last complete checkpoint loadable.
+
+Layout of ``<workdir>``::
+
+    checkpoints/epoch-0003.keras   one per epoch (the last ``keep`` are kept)
+    checkpoints/state.json         the latest complete checkpoint
+    best.keras, best.json          the model with the best validation r@1
+"""
+
+import json
+import os
+import re
+
+import keras
+
+from cvft_tf.models.cross_view import CrossViewModel
+
+CHECKPOINT_DIR = "checkpoints"
+STATE_FILE = "state.json"
+BEST_MODEL = "best.keras"
+BEST_STATE = "best.json"
+_NAME = re.compile(r"^epoch-(\d+)\.keras$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or does not match the requested model."""
+
+
+def write_json_atomic(data, path):
+    """Writes ``data`` as JSON to ``path`` via a temporary file and a rename."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def save_model_atomic(model, path):
+    """``model.save(path)`` through a temporary ``.keras`` name and a rename."""
+    directory, name = os.path.split(os.fspath(path))
+    tmp = os.path.join(directory, f".partial-{name}")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(model, workdir, epoch, best_r1, keep=3):
+    """Saves the state after ``epoch`` completed epochs and prunes older checkpoints."""
+    directory = os.path.join(workdir, CHECKPOINT_DIR)
+    os.makedirs(directory, exist_ok=True)
+    name = f"epoch-{epoch:04d}.keras"
+    save_model_atomic(model, os.path.join(directory, name))
+    state = {"epoch": epoch, "step": int(model.optimizer.iterations), "best_r@1": best_r1, "checkpoint": name}
+    write_json_atomic(state, os.path.join(directory, STATE_FILE))
+    for old in sorted(_epochs(directory))[:-keep] if keep else []:
+        os.remove(os.path.join(directory, f"epoch-{old:04d}.keras"))
+    return state
+
+
+def _epochs(directory):
+    return [int(m.group(1)) for m in map(_NAME.match, os.listdir(directory)) if m]
+
+
+def latest_state(workdir):
+    """The state of the latest complete checkpoint in ``workdir``, or None if there is none."""
+    directory = os.path.join(workdir, CHECKPOINT_DIR)
+    path = os.path.join(directory, STATE_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        state = json.load(handle)
+    state["path"] = os.path.join(directory, state["checkpoint"])
+    if not os.path.exists(state["path"]):
+        raise CheckpointError(f"{path} names {state['checkpoint']}, which is missing from {directory}")
+    return state
+
+
+def load_model(path, expected_model_config=None):
+    """Loads a ``.keras`` checkpoint (compiled, with optimizer state) and checks its config.
+
+    Args:
+        path: the ``.keras`` file.
+        expected_model_config: dict of ``CrossViewModel`` arguments the checkpoint must have
+            (e.g. ``config.model``); a difference is a :class:`CheckpointError` naming it.
+    """
+    if not os.path.exists(path):
+        raise CheckpointError(f"Checkpoint {path} does not exist.")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:  # noqa: BLE001 - re-raised with the file name
+        raise CheckpointError(f"Cannot load checkpoint {path}: {error}") from error
+    if not isinstance(model, CrossViewModel):
+        raise CheckpointError(f"{path} holds a {type(model).__name__}, not a CrossViewModel.")
+    if expected_model_config is not None:
+        check_model_config(model, expected_model_config, path)
+    return model
+
+
+def check_model_config(model, expected, source):
+    """Raises :class:`CheckpointError` listing every field where ``model`` differs from ``expected``."""
+    actual = model.get_config()
+    differences = []
+    for key, value in dict(expected).items():
+        have = actual.get(key)
+        want = list(value) if isinstance(value, tuple) else value
+        if have != want:
+            differences.append(f"{key}: checkpoint has {have!r}, config asks for {want!r}")
+    if differences:
+        raise CheckpointError(f"{source} does not match the config:\n  " + "\n  ".join(differences))

@@ -1,0 +1,115 @@
+"""``cvft-eval --config configs/X.py --workdir DIR [--weights FILE]``: recall and figures.
+
+Embeds the evaluation split once (``config.eval.split``: ``val``; CVACT also ``test``),
+prints r@1, r@5, r@10, r@1% and writes into ``DIR/eval`` (or ``--out``):
+
+* ``metrics.json``: ``r@1``, ``r@5``, ``r@10``, ``r@1%`` in percent, ``curve`` (r@K for
+  K = 1..top-1%), ``num_queries``; for CVACT_test also ``geo`` (one of the top K within
+  ``config.eval.geo_radius_m``, 25 m);
+* ``ground_descriptors.npy``, ``aerial_descriptors.npy`` (and ``utm.npy``);
+* ``recall_curve.png`` (with the curves of ``--compare`` workdirs), ``retrievals.png``
+  (top-5 per query, green/red borders), ``feature_alignment.png`` and
+  ``transport_plan.png`` (map variants).
+"""
+
+import json
+import os
+
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from cvft_tf import checkpoints
+from cvft_tf.cli.common import load_trained_model, reports_user_errors
+from cvft_tf.evaluation import embed, figures, recall
+from cvft_tf.training import eval_dataset, feature_figures, read_split
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (model and output location).")
+_WEIGHTS = flags.DEFINE_string("weights", None, "Weights file (.weights.h5, .keras or TF1 prefix) to evaluate.")
+_OUT = flags.DEFINE_string("out", None, "Output directory (default: WORKDIR/eval).")
+_NOISE = flags.DEFINE_float("orientation_noise_deg", None, "Turn each panorama by U(-D, D) degrees (paper: 20).")
+_MAP_SIZE = flags.DEFINE_list("map_size", None, "Output feature map h,w (must match the weights).")
+_COMPARE = flags.DEFINE_list("compare", [], "Other workdirs whose eval/metrics.json curves join the plot.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+REPORTED = ("r@1", "r@5", "r@10", "r@1%")
+
+
+def recall_table(metrics, label):
+    """The printed table: a header and one row of percentages."""
+    header = f"{'':<14}" + "".join(f"{k:>9}" for k in REPORTED)
+    row = f"{label:<14}" + "".join(f"{metrics[k]:>9.2f}" for k in REPORTED)
+    return f"{header}\n{row}"
+
+
+def write_figures(model, dataset, split, embeddings, metrics, out_dir, num_queries, compare):
+    """Writes the PNG figures of one evaluation; returns their paths."""
+    curves = {"this run": metrics["curve"]}
+    for other in compare:
+        with open(os.path.join(other, "eval", "metrics.json")) as handle:
+            curves[os.path.basename(os.path.normpath(other))] = json.load(handle)["curve"]
+    images = {"recall_curve": figures.recall_curve_figure(curves, title="Recall at K")}
+    count = min(num_queries, len(embeddings.ground))
+    top = recall.top_k_indices(embeddings.ground[:count], embeddings.aerial, k=min(5, len(embeddings.aerial)))
+    images["retrievals"] = figures.retrieval_figure(
+        [embed.display_image(p, 128) for p in split.ground_paths[:count]],
+        embed.AerialTiles(split.aerial_paths, 128),
+        top,
+        true_index=np.arange(count),
+    )
+    images.update(feature_figures(model, dataset))
+    paths = []
+    for name, image in images.items():
+        path = os.path.join(out_dir, f"{name}.png")
+        figures.save_png(image, path)
+        paths.append(path)
+    return paths
+
+
+@reports_user_errors
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    config = _CONFIG.value
+    if _NOISE.value is not None:
+        config.eval.orientation_noise_deg = _NOISE.value
+    if _MAP_SIZE.value:
+        config.model.map_size = tuple(int(v) for v in _MAP_SIZE.value)
+    out_dir = _OUT.value or os.path.join(_WORKDIR.value, "eval")
+
+    model = load_trained_model(config, _WORKDIR.value, _WEIGHTS.value)
+    split = read_split(config.data, config.eval.split)
+    dataset = eval_dataset(config, split)
+    logging.info("Embedding %d pairs of %s", len(split), split.name)
+    embeddings = embed.embed_split(model, dataset)
+    geo_radius = config.eval.geo_radius_m if config.eval.split == "test" else None
+    metrics = embed.score(embeddings, chunk_size=config.eval.chunk_size, geo_radius_m=geo_radius)
+    metrics.update(
+        split=split.name, variant=model.variant, orientation_noise_deg=float(config.eval.orientation_noise_deg)
+    )
+
+    os.makedirs(out_dir, exist_ok=True)
+    np.save(os.path.join(out_dir, "ground_descriptors.npy"), embeddings.ground)
+    np.save(os.path.join(out_dir, "aerial_descriptors.npy"), embeddings.aerial)
+    if embeddings.utm is not None:
+        np.save(os.path.join(out_dir, "utm.npy"), embeddings.utm)
+    figure_paths = write_figures(
+        model, dataset, split, embeddings, metrics, out_dir, config.eval.num_figure_queries, _COMPARE.value
+    )
+    checkpoints.write_json_atomic(metrics, os.path.join(out_dir, "metrics.json"))
+
+    print(f"{split.name}: {metrics['num_queries']} queries, variant {model.variant}")
+    print(recall_table(metrics, "recall (%)"))
+    if "geo" in metrics:
+        print(recall_table(metrics["geo"], f"within {metrics['geo']['radius_m']:g} m"))
+    print(f"metrics: {os.path.join(out_dir, 'metrics.json')}")
+    print("figures: " + ", ".join(figure_paths))
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,30 @@
+"""``cvft-train --config configs/X.py --workdir DIR``: train, validate each epoch, resume.
+
+Any config field can be overridden: ``--config.train.epochs=3``,
+``--config.data.root=/data/CVUSA``; a misspelt field is an error.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from cvft_tf import training
+from cvft_tf.cli.common import reports_user_errors
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, TensorBoard, config.json.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+@reports_user_errors
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    training.train(_CONFIG.value, _WORKDIR.value)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

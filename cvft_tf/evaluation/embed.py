@@ -1,0 +1,117 @@
+"""Embedding an evaluation split once and scoring it (r@K, r@1%, geo recall), plus figures.
+
+Used by the trainer's per-epoch validation and by ``cvft-eval``.
+"""
+
+import dataclasses
+import os
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from cvft_tf import losses
+from cvft_tf.data.pipeline import dataset_errors
+from cvft_tf.evaluation import recall
+
+
+@dataclasses.dataclass
+class Embeddings:
+    """Descriptors of a split in file order: ground/aerial ``[N, D]``, utm ``[N, 2]`` or None."""
+
+    ground: np.ndarray
+    aerial: np.ndarray
+    utm: np.ndarray | None = None
+
+
+def embed_split(model, dataset):
+    """Runs both encoders over an evaluation dataset (every pair once, in order).
+
+    Args:
+        model: a ``CrossViewModel``.
+        dataset: batches with ``ground``, ``aerial`` and optionally ``utm``.
+
+    Returns:
+        :class:`Embeddings`.
+    """
+
+    @tf.function(reduce_retracing=True)
+    def encode(ground, aerial):
+        return model({"ground": ground, "aerial": aerial}, training=False)
+
+    grounds, aerials, utms = [], [], []
+    with dataset_errors():
+        for batch in dataset:
+            out = encode(batch["ground"], batch["aerial"])
+            grounds.append(out["ground"].numpy())
+            aerials.append(out["aerial"].numpy())
+            if "utm" in batch:
+                utms.append(batch["utm"].numpy())
+    if not grounds:
+        raise ValueError("The evaluation split is empty.")
+    return Embeddings(np.concatenate(grounds), np.concatenate(aerials), np.concatenate(utms) if utms else None)
+
+
+def batched_loss(embeddings, batch_size, gamma, same_place_radius_m):
+    """Mean triplet loss over consecutive batches of the split (the validation loss)."""
+    values = []
+    for start in range(0, len(embeddings.ground) - 1, batch_size):
+        stop = start + batch_size
+        if stop - start < 2 or stop > len(embeddings.ground):
+            break
+        mask = None
+        if embeddings.utm is not None:
+            utm = embeddings.utm[start:stop].astype(np.float64)
+            distance_sq = ((utm[:, None] - utm[None]) ** 2).sum(-1).astype(np.float32)
+            mask = losses.same_place_negative_mask(distance_sq, same_place_radius_m)
+        loss = losses.weighted_soft_margin_triplet_loss(
+            embeddings.aerial[start:stop], embeddings.ground[start:stop], gamma=gamma, negative_mask=mask
+        )
+        values.append(float(loss))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def score(embeddings, chunk_size=recall.DEFAULT_CHUNK_SIZE, geo_radius_m=None):
+    """Recall of ground queries against the aerial gallery.
+
+    Returns:
+        dict with ``r@1``, ``r@5``, ``r@10``, ``r@1%`` (percent), ``curve`` (percent for
+        K = 1..top-1% K), ``num_queries``; with ``geo_radius_m`` and positions also
+        ``geo`` = the same keys for "one of the top K within ``geo_radius_m``".
+    """
+    ranks = recall.match_ranks(embeddings.ground, embeddings.aerial, chunk_size=chunk_size)
+    metrics = recall.summarize(ranks)
+    if geo_radius_m and embeddings.utm is not None:
+        geo_ranks = recall.geo_match_ranks(
+            embeddings.ground,
+            embeddings.aerial,
+            embeddings.utm,
+            embeddings.utm,
+            radius_m=geo_radius_m,
+            chunk_size=chunk_size,
+        )
+        metrics["geo"] = dict(recall.summarize(geo_ranks), radius_m=float(geo_radius_m))
+    return metrics
+
+
+def display_image(path, height):
+    """Reads an image file for a figure: RGB uint8, resized to ``height`` rows."""
+    image = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: cannot read image for the figure")
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)[..., ::-1]
+
+
+class AerialTiles:
+    """Lazy, indexable aerial gallery for the retrieval figure (reads files on demand)."""
+
+    def __init__(self, paths, size=128):
+        self.paths = paths
+        self.size = size
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        return display_image(self.paths[index], self.size)
