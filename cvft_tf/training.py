@@ -6,6 +6,11 @@ computes r@1/5/10/1% and the validation loss, logs scalars and images to TensorB
 keeps the best model by r@1, and writes a resumable checkpoint (see ``checkpoints``).
 Restarted on the same workdir, training resumes from the latest checkpoint with its epoch,
 step and optimizer moments.
+
+An epoch is ``len(split) // batch_size`` steps (or ``config.train.steps_per_epoch``) drawn
+from the reshuffled, repeated training stream. With skipped pairs the original ended an
+epoch a little early instead; a fixed epoch length keeps Keras' step count exact (with a
+dataset of unknown length Keras 3 counts one optimizer step too many per epoch).
 """
 
 import json
@@ -197,12 +202,13 @@ def train(config, workdir):
         EpochValidation(config, workdir, val_split, val_data, counter, best_r1),
         keras.callbacks.TensorBoard(os.path.join(workdir, TENSORBOARD_DIR), update_freq="epoch"),
     ]
+    steps_per_epoch = config.train.steps_per_epoch or len(train_split) // config.train.batch_size
     with dataset_errors():
         model.fit(
-            train_data,
+            train_data.repeat(),
             epochs=config.train.epochs,
             initial_epoch=initial_epoch,
-            steps_per_epoch=config.train.steps_per_epoch or None,
+            steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
             shuffle=False,
             verbose=1 if os.isatty(1) else 2,
