@@ -93,3 +93,81 @@ def weighted_soft_margin_triplet_loss(
     loss_g2a = tf.reduce_sum(tf.nn.softplus(gamma * ground_to_aerial)) / pair_count
     loss_a2g = tf.reduce_sum(tf.nn.softplus(gamma * aerial_to_ground)) / pair_count
     return (loss_g2a + loss_a2g) / 2.0
+
+
+MULTI_SIMILARITY_ALPHA = 1.0
+"""alpha (positive-pair weight) of the multi-similarity loss as SALAD / GSV-Cities train it."""
+
+MULTI_SIMILARITY_BETA = 50.0
+"""beta (negative-pair weight) of the multi-similarity loss."""
+
+MULTI_SIMILARITY_BASE = 0.0
+"""lambda, the similarity offset of both exponents (pytorch-metric-learning's ``base``)."""
+
+MULTI_SIMILARITY_MINER_MARGIN = 0.1
+"""epsilon of the multi-similarity pair miner (``MultiSimilarityMiner(epsilon=0.1)``)."""
+
+
+def multi_similarity_loss(
+    descriptors,
+    labels,
+    alpha=MULTI_SIMILARITY_ALPHA,
+    beta=MULTI_SIMILARITY_BETA,
+    base=MULTI_SIMILARITY_BASE,
+    miner_margin=MULTI_SIMILARITY_MINER_MARGIN,
+):
+    """Multi-similarity loss with hard-pair mining (Wang et al., CVPR 2019), as SALAD trains.
+
+    The SALAD / GSV-Cities code calls pytorch-metric-learning's
+    ``MultiSimilarityLoss(alpha=1.0, beta=50, base=0.0, distance=DotProductSimilarity())``
+    on the pairs of ``MultiSimilarityMiner(epsilon=0.1, distance=CosineSimilarity())``. Both
+    distances L2-normalise the descriptors first, so ``S = x x^T`` with unit rows. For anchor
+    ``i``, positives ``P_i`` (same label, not ``i``) and negatives ``N_i`` (other label):
+
+    * mining (Eq. 7-8 of Wang et al.): keep positive ``p`` if ``S_ip - eps < max_{n in N_i} S_in``
+      and negative ``n`` if ``S_in + eps > min_{p in P_i} S_ip`` (an anchor without negatives
+      keeps no positive and vice versa);
+    * loss: ``1/alpha log(1 + sum_{p kept} exp(-alpha (S_ip - base)))
+      + 1/beta log(1 + sum_{n kept} exp(beta (S_in - base)))`` per anchor, averaged over all
+      ``B`` anchors (those with nothing kept add 0);
+    * as in pytorch-metric-learning, the loss is 0 when at most one positive and at most one
+      negative pair are kept in the whole batch.
+
+    The mining is a selection (no gradient flows through it). Computed in float32.
+
+    Args:
+        descriptors: ``[B, D]`` descriptors (normalised here).
+        labels: ``[B]`` integer place ids.
+        alpha, beta, base: the loss's weights and offset (1, 50, 0).
+        miner_margin: epsilon of the miner (0.1); ``None`` uses every pair (no mining).
+
+    Returns:
+        scalar float32 loss.
+    """
+    embeddings = tf.math.l2_normalize(tf.cast(descriptors, tf.float32), axis=-1)
+    similarity = tf.matmul(embeddings, embeddings, transpose_b=True)
+    labels = tf.reshape(labels, [-1])
+    same = tf.equal(labels[:, None], labels[None, :])
+    not_self = tf.logical_not(tf.eye(tf.shape(labels)[0], dtype=tf.bool))
+    positive = tf.logical_and(same, not_self)
+    negative = tf.logical_not(same)
+    if miner_margin is not None:
+        mined = tf.stop_gradient(similarity)
+        inf = tf.constant(float("inf"), tf.float32)
+        hardest_negative = tf.reduce_max(tf.where(negative, mined, -inf), axis=1, keepdims=True)
+        hardest_positive = tf.reduce_min(tf.where(positive, mined, inf), axis=1, keepdims=True)
+        positive = tf.logical_and(positive, mined - miner_margin < hardest_negative)
+        negative = tf.logical_and(negative, mined + miner_margin > hardest_positive)
+
+    def log_one_plus_sum_exp(logits, keep):
+        logits = tf.where(keep, logits, tf.fill(tf.shape(logits), float("-inf")))
+        zeros = tf.zeros_like(logits[:, :1])
+        return tf.reduce_logsumexp(tf.concat([logits, zeros], axis=1), axis=1)
+
+    positive_loss = log_one_plus_sum_exp(-alpha * (similarity - base), positive) / alpha
+    negative_loss = log_one_plus_sum_exp(beta * (similarity - base), negative) / beta
+    loss = tf.reduce_mean(positive_loss + negative_loss)
+    enough_pairs = tf.logical_or(
+        tf.reduce_sum(tf.cast(positive, tf.int32)) > 1, tf.reduce_sum(tf.cast(negative, tf.int32)) > 1
+    )
+    return tf.where(enough_pairs, loss, 0.0)
