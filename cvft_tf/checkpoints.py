@@ -99,13 +99,20 @@ def load_model(path, expected_model_config=None):
     return model
 
 
+def _plain(value):
+    """``value`` as JSON would give it back (tuples become lists), for comparison."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def check_model_config(model, expected, source):
     """Raises :class:`CheckpointError` listing every field where ``model`` differs from ``expected``."""
-    actual = model.get_config()
+    actual = _plain(model.get_config())
+    expected = _plain(expected.to_dict() if hasattr(expected, "to_dict") else dict(expected))
     differences = []
-    for key, value in dict(expected).items():
-        have = actual.get(key)
-        want = list(value) if isinstance(value, tuple) else value
+    for key, want in expected.items():
+        if key not in actual:
+            continue
+        have = actual[key]
         if have != want:
             differences.append(f"{key}: checkpoint has {have!r}, config asks for {want!r}")
     if differences:

@@ -143,9 +143,9 @@ def feature_figures(model, dataset):
 
     Returns:
         dict name -> RGB uint8 image, for the first pair of ``dataset``; empty for
-        ``vgg_gp`` (no feature maps).
+        ``vgg_gp`` and ``salad`` (no transported feature maps).
     """
-    if model.variant == "vgg_gp":
+    if model.variant not in ("cvft", "vgg_conv"):
         return {}
     batch = next(iter(dataset.take(1)))
     ground = model.ground_feature_maps(batch["ground"][:1])

@@ -66,17 +66,62 @@ def base_config():
 
 
 def apply_arg(config, arg):
-    """Applies a config-file argument: a variant name, ``smoke``, or both (``vgg_gp,smoke``)."""
-    for part in filter(None, (arg or "").split(",")):
+    """Applies a config-file argument: a variant name and/or ``smoke`` (``vgg_gp,smoke``).
+
+    ``salad`` adds the SALAD fields to ``config.model`` (DINOv2 ViT-B/14 architecture,
+    ``backbone_preset`` / ``backbone_weights`` for local pretrained weights, the SALAD
+    head's arguments); ``smoke`` shrinks images, batches, epochs (and the DINOv2 backbone).
+    """
+    parts = [part for part in (arg or "").split(",") if part]
+    for part in parts:
+        if part not in (*VARIANTS, "smoke"):
+            raise ValueError(f"Unknown config argument {part!r}; expected one of {VARIANTS} or 'smoke'.")
+    for part in parts:
         if part in VARIANTS:
             config.model.variant = part
-        elif part == "smoke":
-            config.model.ground_size = (32, 176)
-            config.model.aerial_size = (64, 64)
-            config.train.epochs = 2
-            config.train.batch_size = 4
-            config.eval.batch_size = 8
-            config.train.init = ""
-        else:
-            raise ValueError(f"Unknown config argument {part!r}; expected one of {VARIANTS} or 'smoke'.")
+        if part == "salad":
+            add_salad_fields(config)
+    if "smoke" in parts:
+        config.model.ground_size = (32, 176)
+        config.model.aerial_size = (64, 64)
+        config.train.epochs = 2
+        config.train.batch_size = 4
+        config.eval.batch_size = 8
+        config.train.init = ""
+        if config.model.variant == "salad":
+            config.model.ground_size = (28, 154)
+            config.model.aerial_size = (56, 56)
+            config.model.backbone_kwargs = ml_collections.ConfigDict(SMOKE_BACKBONE)
+            config.model.salad_kwargs = ml_collections.ConfigDict(SMOKE_SALAD)
     return config
+
+
+SMOKE_BACKBONE = dict(
+    patch_size=14, num_layers=2, hidden_dim=32, num_heads=2, intermediate_dim=64, position_embedding_shape=(56, 56, 3)
+)
+"""A tiny random DINOv2 for smoke runs of the ``salad`` variant."""
+
+SMOKE_SALAD = dict(num_clusters=4, cluster_dim=8, token_dim=8, hidden_dim=16, dropout=0.3)
+"""A tiny SALAD head for smoke runs."""
+
+
+def add_salad_fields(config):
+    """The ``salad`` variant's model fields: DINOv2-B/14 + the paper's SALAD head."""
+    from cvft_tf.layers.salad import SALAD
+    from cvft_tf.models.dinov2 import DINOV2_BASE, SALAD_TRAINABLE_BLOCKS
+
+    head = SALAD()
+    config.model.backbone_kwargs = ml_collections.ConfigDict(DINOV2_BASE)
+    config.model.salad_kwargs = ml_collections.ConfigDict(
+        dict(
+            num_clusters=head.num_clusters,
+            cluster_dim=head.cluster_dim,
+            token_dim=head.token_dim,
+            hidden_dim=head.hidden_dim,
+            dropout=head.dropout,
+        )
+    )
+    config.model.trainable_blocks = SALAD_TRAINABLE_BLOCKS
+    config.model.backbone_preset = ""
+    config.model.backbone_weights = ""
+    config.train.init = ""

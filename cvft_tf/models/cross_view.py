@@ -8,6 +8,8 @@ Variants (the original's ``network_type``):
   L2-normalised (8x8x64 = 4096-d at the original sizes).
 * ``vgg_conv`` ("our network wo/ CVFT"): the same without cost regression and transport.
 * ``vgg_gp`` ("VGG global pooling"): global max pooling of conv5_3 -> 512-d, L2-normalised.
+* ``salad``: each branch is DINOv2 + SALAD optimal-transport aggregation (SALAD, CVPR 2024;
+  ``cvft_tf.models.dinov2.build_salad_branch``), trained with the same triplet loss.
 
 The branches are not shared. Each branch is a functional Keras model usable on its own
 (``model.ground_encoder``, ``model.aerial_encoder``) so a gallery is embedded once;
@@ -27,7 +29,8 @@ from cvft_tf.layers.sinkhorn import CVFT_COST_SCALE, CVFT_NUM_ITERATIONS, Sinkho
 from cvft_tf.layers.transport import CostRegression, FeatureTransport
 from cvft_tf.models.vgg16 import DROPOUT_RATE, FROZEN_BLOCKS, vgg16_trunk
 
-VARIANTS = ("cvft", "vgg_conv", "vgg_gp")
+VARIANTS = ("cvft", "vgg_conv", "vgg_gp", "salad")
+VGG_VARIANTS = ("cvft", "vgg_conv", "vgg_gp")
 REDUCED_CHANNELS = 64
 """Output channels of the reduction convs ``grd_conv`` / ``sat_conv`` (512 -> 64)."""
 
@@ -89,8 +92,8 @@ def build_branch(
         before transport); ``cvft`` ground adds ``"cost"``/``"plan"`` ``[B, h*w, h*w]``
         and ``"transported"`` ``[B, h, w, c]``.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown variant {variant!r}; expected one of {VARIANTS}.")
+    if variant not in VGG_VARIANTS:
+        raise ValueError(f"Unknown variant {variant!r}; expected one of {VGG_VARIANTS}.")
     if branch not in ("ground", "aerial"):
         raise ValueError(f"Unknown branch {branch!r}; expected 'ground' or 'aerial'.")
     images = keras.Input(shape=(*image_size, 3), name=f"{branch}_images")
@@ -153,6 +156,12 @@ class CrossViewModel(keras.Model):
         loss_gamma: gamma of the soft-margin triplet loss (10).
         hard_negatives: batch-hard variant, keep this many hardest terms per anchor (0: off).
         same_place_radius_m: CVACT mask radius in metres (25).
+        backbone_kwargs: ``salad``: DINOv2 architecture (default ViT-B/14).
+        salad_kwargs: ``salad``: arguments of the ``SALAD`` layer (defaults of the paper).
+        trainable_blocks: ``salad``: last DINOv2 blocks fine-tuned (4).
+        backbone_preset: ``salad``: local keras-hub preset directory of DINOv2 weights; its
+            architecture is stored in ``backbone_kwargs`` so a saved model reloads without it.
+        backbone_weights: ``salad``: ``.weights.h5`` of the backbone (instead of a preset).
     """
 
     def __init__(
@@ -171,6 +180,11 @@ class CrossViewModel(keras.Model):
         loss_gamma=losses.SOFT_MARGIN_GAMMA,
         hard_negatives=0,
         same_place_radius_m=SAME_PLACE_RADIUS_M,
+        backbone_kwargs=None,
+        salad_kwargs=None,
+        trainable_blocks=4,
+        backbone_preset=None,
+        backbone_weights=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -188,9 +202,23 @@ class CrossViewModel(keras.Model):
         self.loss_gamma = float(loss_gamma)
         self.hard_negatives = int(hard_negatives)
         self.same_place_radius_m = float(same_place_radius_m)
+        self.backbone_kwargs = dict(backbone_kwargs) if backbone_kwargs else None
+        self.salad_kwargs = dict(salad_kwargs) if salad_kwargs else None
+        self.trainable_blocks = int(trainable_blocks)
 
+        if variant == "salad":
+            self._build_salad_branches(backbone_preset, backbone_weights)
+        else:
+            self._build_vgg_branches()
+        self.aerial_encoder = _descriptor_model(self.aerial_branch, "aerial_encoder")
+        self.ground_encoder = _descriptor_model(self.ground_branch, "ground_encoder")
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.recall_tracker = keras.metrics.Mean(name="recall@1")
+        self.built = True
+
+    def _build_vgg_branches(self):
         branch_kwargs = dict(
-            variant=variant,
+            variant=self.variant,
             reduced_channels=self.reduced_channels,
             dropout_rate=self.dropout_rate,
             frozen_blocks=self.frozen_blocks,
@@ -200,15 +228,26 @@ class CrossViewModel(keras.Model):
             cost_dense_l2=self.cost_dense_l2,
         )
         aerial_map_size = self.map_size
-        if variant != "vgg_gp" and aerial_map_size is None:
+        if self.variant != "vgg_gp" and aerial_map_size is None:
             aerial_map_size = _natural_map_size(self.aerial_size)
         self.aerial_branch = build_branch("aerial", self.aerial_size, map_size=aerial_map_size, **branch_kwargs)
         self.ground_branch = build_branch("ground", self.ground_size, map_size=aerial_map_size, **branch_kwargs)
-        self.aerial_encoder = _descriptor_model(self.aerial_branch, "aerial_encoder")
-        self.ground_encoder = _descriptor_model(self.ground_branch, "ground_encoder")
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.recall_tracker = keras.metrics.Mean(name="recall@1")
-        self.built = True
+
+    def _build_salad_branches(self, preset, weights):
+        from cvft_tf.models.dinov2 import backbone_kwargs_from_preset, build_salad_branch
+
+        if preset:
+            self.backbone_kwargs = {**backbone_kwargs_from_preset(preset), **(self.backbone_kwargs or {})}
+        branch_kwargs = dict(
+            backbone_kwargs=self.backbone_kwargs,
+            salad_kwargs=self.salad_kwargs,
+            trainable_blocks=self.trainable_blocks,
+            preset=preset or None,
+            backbone_weights=weights or None,
+            input_format="cvft",
+        )
+        self.aerial_branch = build_salad_branch("aerial", self.aerial_size, **branch_kwargs)
+        self.ground_branch = build_salad_branch("ground", self.ground_size, **branch_kwargs)
 
     @property
     def metrics(self):
@@ -286,6 +325,9 @@ class CrossViewModel(keras.Model):
             loss_gamma=self.loss_gamma,
             hard_negatives=self.hard_negatives,
             same_place_radius_m=self.same_place_radius_m,
+            backbone_kwargs=self.backbone_kwargs,
+            salad_kwargs=self.salad_kwargs,
+            trainable_blocks=self.trainable_blocks,
         )
         return config
 

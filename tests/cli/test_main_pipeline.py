@@ -160,3 +160,17 @@ def test_clear_errors(dataset_root, tmp_path):
     mismatched.model.variant = "vgg_conv"
     with pytest.raises(checkpoints.CheckpointError, match="variant: checkpoint has 'cvft', config asks for 'vgg_conv'"):
         training.train(mismatched, workdir)
+
+
+def test_salad_variant_through_the_training_pipeline(dataset_root, tmp_path):
+    config = cvusa_config.get_config("salad,smoke")
+    config.data.root = dataset_root
+    config.data.raw_ground_size = RAW_GROUND
+    config.train.epochs = 1
+    workdir = str(tmp_path / "salad")
+    model = training.train(config, workdir)
+    assert model.variant == "salad"
+    assert read_state(workdir) == {"best_r@1": read_state(workdir)["best_r@1"], "checkpoint": "epoch-0001.keras",
+                                   "epoch": 1, "step": 2}  # fmt: skip
+    reloaded = checkpoints.load_model(os.path.join(workdir, "best.keras"), config.model)
+    assert reloaded.descriptor_size == 8 + 8 * 4

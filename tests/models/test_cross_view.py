@@ -140,3 +140,27 @@ def test_mixed_precision_train_step_is_finite():
     logs = model.fit(tf.data.Dataset.from_tensors(tiny_batch(4)).repeat(2), epochs=1, verbose=0).history
     assert np.isfinite(logs["loss"][-1])
     assert any("float16" in str(layer.compute_dtype) for layer in model.ground_branch.get_layer("vgg16").layers)
+
+
+def test_salad_variant_builds_trains_and_reloads(tmp_path):
+    from cvft_tf.cli.config_base import SMOKE_BACKBONE, SMOKE_SALAD
+
+    sizes = dict(ground_size=(28, 154), aerial_size=(56, 56))
+    model = CrossViewModel("salad", backbone_kwargs=SMOKE_BACKBONE, salad_kwargs=SMOKE_SALAD, **sizes)
+    batch = tiny_batch(4, ground_size=(28, 154), aerial_size=(56, 56))
+    out = model(batch)
+    descriptor_size = SMOKE_SALAD["token_dim"] + SMOKE_SALAD["cluster_dim"] * SMOKE_SALAD["num_clusters"]
+    assert out["ground"].shape == out["aerial"].shape == (4, descriptor_size)
+    np.testing.assert_allclose(np.linalg.norm(out["aerial"].numpy(), axis=1), 1.0, atol=1e-5)
+    assert model.ground_feature_maps(batch["ground"])["plan"].shape == (4, SMOKE_SALAD["num_clusters"] + 1, 2 * 11)
+
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    first = model.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0, return_dict=True)["loss"]
+    model.fit(tf.data.Dataset.from_tensors(batch).repeat(6), epochs=1, verbose=0)
+    assert model.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0, return_dict=True)["loss"] < first - 1e-3
+
+    path = tmp_path / "salad.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_config()["backbone_kwargs"]["num_layers"] == 2
+    np.testing.assert_allclose(loaded(batch)["ground"].numpy(), model(batch)["ground"].numpy(), atol=1e-5)
