@@ -8,6 +8,11 @@ active in training only. Layers are named as keras.applications' VGG16
 scope ``conv4_2`` maps onto ``block4_conv2``.
 
 Sizes: aerial 256x256 -> 16x16x512; ground 112x616 -> 7x39x512.
+
+The original always starts from ImageNet weights. For a start from random weights (no
+download, e.g. the synthetic world) the kernels are He-normal: with Keras' default Glorot
+init the activation variance halves at each of the 13 ReLU layers and every image ends up
+with nearly the same descriptor (cosine > 0.98), which the loss cannot pull apart.
 """
 
 import keras
@@ -21,6 +26,9 @@ VGG16_CONV_NAMES = tuple(
     for index in range(1, len(widths) + 1)
 )
 """Keras layer names of the 13 convolutions, in order."""
+
+RANDOM_INIT = "he_normal"
+"""Kernel initialiser of the convolutions when no pretrained weights are loaded."""
 
 FROZEN_BLOCKS = 3
 """Blocks 1..3 are frozen in the original (only conv4_x and conv5_x are trained)."""
@@ -47,7 +55,14 @@ def vgg16_trunk(inputs, frozen_blocks=FROZEN_BLOCKS, dropout_rate=DROPOUT_RATE, 
         for index, width in enumerate(widths, start=1):
             name = f"block{block}_conv{index}"
             x = keras.layers.Conv2D(
-                width, 3, padding="same", activation="relu", trainable=not frozen, name=name, dtype=dtype
+                width,
+                3,
+                padding="same",
+                activation="relu",
+                kernel_initializer=RANDOM_INIT,
+                trainable=not frozen,
+                name=name,
+                dtype=dtype,
             )(x)
             if not frozen and dropout_rate > 0:
                 x = keras.layers.Dropout(dropout_rate, name=f"{name}_dropout", dtype=dtype)(x)
