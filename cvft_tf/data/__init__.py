@@ -5,18 +5,30 @@
 batches (see ``pipeline`` for the batch contract); ``load_dataset`` does both.
 """
 
-from cvft_tf.data import cvact, cvusa
-from cvft_tf.data.pipeline import (
-    DatasetError,
-    DecodeCounter,
-    Split,
-    dataset_errors,
-    make_eval_dataset,
-    make_train_dataset,
-)
+import importlib
 
-_READERS = {"cvusa": cvusa.read_split, "cvact": cvact.read_split}
+_LAZY_ATTRIBUTES = {
+    "DatasetError": "cvft_tf.data.pipeline",
+    "DecodeCounter": "cvft_tf.data.pipeline",
+    "Split": "cvft_tf.data.pipeline",
+    "dataset_errors": "cvft_tf.data.pipeline",
+    "make_eval_dataset": "cvft_tf.data.pipeline",
+    "make_train_dataset": "cvft_tf.data.pipeline",
+    "cvact": "cvft_tf.data.cvact",
+    "cvusa": "cvft_tf.data.cvusa",
+}
+"""Names this package exports, imported on first use so that ``cvft_tf.data.synthetic`` (and
+its spawned writer processes) does not import TensorFlow."""
+
 _READ_ARGUMENTS = {"cvusa": ("raw_ground_size",), "cvact": ("mat_path",)}
+
+
+def __getattr__(name):
+    """Imports an exported name (``_LAZY_ATTRIBUTES``) on first use."""
+    if name not in _LAZY_ATTRIBUTES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(_LAZY_ATTRIBUTES[name])
+    return module if module.__name__.endswith("." + name) else getattr(module, name)
 
 
 def load_dataset(name, root, split, batch_size, *, training=None, **kwargs):
@@ -36,13 +48,14 @@ def load_dataset(name, root, split, batch_size, *, training=None, **kwargs):
     Returns:
       ``tf.data.Dataset`` of batch dicts (``pipeline`` module docstring).
     """
-    if name not in _READERS:
-        raise ValueError(f"name must be one of {sorted(_READERS)}, got {name!r}")
+    if name not in _READ_ARGUMENTS:
+        raise ValueError(f"name must be one of {sorted(_READ_ARGUMENTS)}, got {name!r}")
     read_kwargs = {key: kwargs.pop(key) for key in _READ_ARGUMENTS[name] if key in kwargs}
-    pairs = _READERS[name](root, split, **read_kwargs)
+    pairs = importlib.import_module(_LAZY_ATTRIBUTES[name]).read_split(root, split, **read_kwargs)
     if training is None:
         training = split == "train"
-    make = make_train_dataset if training else make_eval_dataset
+    pipeline = importlib.import_module("cvft_tf.data.pipeline")
+    make = pipeline.make_train_dataset if training else pipeline.make_eval_dataset
     return make(pairs, batch_size, **kwargs)
 
 

@@ -388,3 +388,11 @@ def test_real_dataset_sizes(tmp_path):
     assert cv2.imread(str(tmp_path / "raw" / "streetview" / f"{pano_id}_grdView.jpg")).shape == (832, 1664, 3)
     aerial = cv2.imread(str(tmp_path / "raw" / "satview_polish" / f"{pano_id}_satView_polish.jpg"))
     assert aerial.shape == (1200, 1200, 3)
+
+
+def test_the_world_and_its_writer_do_not_import_tensorflow():
+    """Spawned writer processes re-import the writer; TensorFlow would cost each seconds."""
+    code = "import sys, cvft_tf.data.synthetic; print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "False"
