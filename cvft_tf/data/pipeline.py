@@ -12,7 +12,8 @@ code's exactly, and batch them as dicts:
   (training, splits with positions; for the masked loss);
 - ``"index"``: int64 [batch], the pair's position in the split (evaluation).
 
-Training reshuffles each epoch, drops the last incomplete batch and skips a pair whose
+Training reads the pairs in a fresh order each epoch (``epoch_order``: a function of the
+seed and the epoch, so a resumed run reads what an uninterrupted one reads), drops the last incomplete batch and skips a pair whose
 images cannot be used, as the original's reader does, counting the skips in a
 ``DecodeCounter``; once more than ``max_bad_fraction`` of the split's pairs have been
 found bad it stops with an error naming the last bad file. Evaluation yields every pair
@@ -39,6 +40,7 @@ from absl import logging
 from cvft_tf.data import preprocess
 
 _OK, _SKIP, _FATAL = 0, 1, 2
+_NOISE_STREAM = 1
 _ERROR_MARKER = "DatasetError: "
 _ERROR_PATTERN = re.compile(re.escape(_ERROR_MARKER) + r"(.*?)\](?:\n|$)", re.DOTALL)
 _PROBLEMS_SHOWN = 50
@@ -251,12 +253,57 @@ def _element_fn(split, ground_size, aerial_size, decode, orientation_noise_deg):
     return element
 
 
-def _add_distances(batch):
+def add_distances(batch):
+    """Adds ``distance_sq`` [b, b] (squared metres, computed in the ``utm`` dtype) to a batch
+    with ``utm`` [b, 2], and casts ``utm`` to float32."""
     utm = batch["utm"]
     offsets = utm[:, None, :] - utm[None, :, :]
     batch["distance_sq"] = tf.cast(tf.reduce_sum(tf.square(offsets), axis=-1), tf.float32)
     batch["utm"] = tf.cast(utm, tf.float32)
     return batch
+
+
+def epoch_order(num_pairs, seed, epoch):
+    """The order of the pairs in epoch ``epoch`` (0-based) of a run seeded with ``seed``.
+
+    Returns:
+      int64 [num_pairs], a permutation drawn from ``(seed, epoch)`` alone: a run resumed
+      at epoch ``e`` reads the pairs in the order an uninterrupted run reads them.
+    """
+    return np.random.default_rng([seed, epoch]).permutation(num_pairs).astype(np.int64)
+
+
+def _epoch_noise_seed(seed, epoch):
+    return np.int64(np.random.default_rng([seed, epoch, _NOISE_STREAM]).integers(2**62))
+
+
+def training_order(num_pairs, seed, initial_epoch=0):
+    """Endless stream of ``(index, noise_seed)``, epoch after epoch from ``initial_epoch``.
+
+    Each epoch lists every pair once in :func:`epoch_order`; ``noise_seed`` (int64, one per
+    epoch, also drawn from ``(seed, epoch)``) seeds that epoch's augmentation.
+    """
+
+    def one_epoch(epoch):
+        indices, noise_seed = tf.numpy_function(
+            lambda e: (epoch_order(num_pairs, seed, int(e)), _epoch_noise_seed(seed, int(e))),
+            [epoch],
+            [tf.int64, tf.int64],
+            stateful=False,
+        )
+        indices.set_shape([num_pairs])
+        noise_seeds = tf.fill([num_pairs], noise_seed)
+        return tf.data.Dataset.from_tensor_slices((indices, noise_seeds))
+
+    return tf.data.Dataset.counter(initial_epoch, dtype=tf.int64).flat_map(one_epoch)
+
+
+def check_training_split(split, batch_size):
+    """Raises a DatasetError when ``split`` has fewer pairs than one batch."""
+    if len(split) < batch_size:
+        raise DatasetError(
+            f"{split.name} has {len(split)} pairs, fewer than one batch of {batch_size}"
+        )
 
 
 def make_train_dataset(
@@ -267,20 +314,27 @@ def make_train_dataset(
     *,
     seed=None,
     deterministic=False,
+    initial_epoch=0,
     orientation_noise_deg=0.0,
     max_bad_fraction=0.01,
     counter=None,
 ):
-    """Training batches: reshuffled each epoch, full batches, bad pairs skipped and counted.
+    """Training batches: endless, reshuffled each epoch, full batches, bad pairs skipped and counted.
+
+    The pairs come in :func:`training_order` from ``initial_epoch`` on; batches run on
+    across epoch boundaries, as the original's reader does (an epoch of ``len(split) //
+    batch_size`` steps reads exactly one epoch's order when ``len(split)`` is a multiple of
+    the batch and no pair is bad).
 
     Args:
       split: a ``Split``.
-      batch_size: pairs per batch; the last incomplete batch of an epoch is dropped.
+      batch_size: pairs per batch.
       ground_size: (height, width) of the ground images, INTER_AREA resized to it.
       aerial_size: (height, width) of the aerial images, INTER_AREA resized to it.
-      seed: seeds the shuffle and the orientation noise; None draws fresh ones.
+      seed: seeds the order and the orientation noise; None draws one.
       deterministic: keep the element order fixed for a given ``seed`` (parallel decoding
         may otherwise reorder); needs a ``seed``.
+      initial_epoch: the epoch (0-based) the stream starts at, for a resumed run.
       orientation_noise_deg: D; each panorama is turned by an azimuth uniform in [-D, D]
         degrees (``preprocess.random_azimuth_shift``), drawn anew each epoch.
       max_bad_fraction: the share of the split's pairs that may be bad (skipped); one more
@@ -296,20 +350,15 @@ def make_train_dataset(
       DatasetError: the split has fewer pairs than one batch.
       ValueError: ``deterministic`` without ``seed``.
     """
-    if len(split) < batch_size:
-        raise DatasetError(
-            f"{split.name} has {len(split)} pairs, fewer than one batch of {batch_size}"
-        )
+    check_training_split(split, batch_size)
     if deterministic and seed is None:
         raise ValueError("deterministic=True needs a seed")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**31)
     decode = _decoder(
         split, ground_size, aerial_size, counter or DecodeCounter(), max_bad_fraction
     )
-    indices = tf.data.Dataset.range(len(split)).shuffle(
-        len(split), seed=seed, reshuffle_each_iteration=True
-    )
-    noise_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    dataset = tf.data.Dataset.zip(indices, noise_seeds).map(
+    dataset = training_order(len(split), seed, initial_epoch).map(
         _element_fn(split, ground_size, aerial_size, decode, orientation_noise_deg),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
@@ -318,8 +367,32 @@ def make_train_dataset(
     dataset = dataset.map(lambda element, status: element)
     dataset = dataset.batch(batch_size, drop_remainder=True)
     if split.utm is not None:
-        dataset = dataset.map(_add_distances)
+        dataset = dataset.map(add_distances)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_ordered_pairs(split, ground_size, aerial_size, *, counter, max_bad_fraction):
+    """Every usable pair once, in split order, with its index; bad pairs skipped and counted.
+
+    For one pass over a training split (``feature_cache``): the skipping rule is training's.
+
+    Returns:
+      ``tf.data.Dataset`` of ``(ground, aerial, index)``: float32 [*ground_size, 3],
+      float32 [*aerial_size, 3], int64 (unbatched).
+    """
+    decode = _decoder(split, ground_size, aerial_size, counter, max_bad_fraction)
+    element = _element_fn(split, ground_size, aerial_size, decode, 0.0)
+    noise_seed = tf.constant(0, tf.int64)
+
+    def indexed(index):
+        result, status = element(index, noise_seed)
+        return result["ground"], result["aerial"], index, status
+
+    dataset = tf.data.Dataset.range(len(split)).map(
+        indexed, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    dataset = dataset.filter(lambda ground, aerial, index, status: tf.equal(status, _OK))
+    return dataset.map(lambda ground, aerial, index, status: (ground, aerial, index))
 
 
 def make_eval_dataset(

@@ -24,9 +24,11 @@ from cvft_tf import losses
 from cvft_tf.data.cvact import SAME_PLACE_RADIUS_M
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.evaluation.recall import recall_at_1
+from cvft_tf.feature_cache import AERIAL_FEATURES, GROUND_FEATURES
 from cvft_tf.layers.resize import ResizeBilinearTF1
 from cvft_tf.layers.sinkhorn import CVFT_COST_SCALE, CVFT_NUM_ITERATIONS, Sinkhorn
 from cvft_tf.layers.transport import CostRegression, FeatureTransport
+from cvft_tf.models import frozen_stem
 from cvft_tf.models.vgg16 import DROPOUT_RATE, FROZEN_BLOCKS, vgg16_trunk
 
 VARIANTS = ("cvft", "vgg_conv", "vgg_gp", "salad")
@@ -134,7 +136,9 @@ class CrossViewModel(keras.Model):
     Call with ``{"ground": [B, Hg, Wg, 3], "aerial": [B, Ha, Wa, 3]}`` (BGR minus VGG mean);
     returns ``{"ground": [B, D], "aerial": [B, D]}`` unit-norm descriptors.
 
-    ``train_step`` / ``test_step`` read batches of that dict form; when a batch carries
+    ``train_step`` / ``test_step`` read batches of that dict form, or batches of the frozen
+    stems' features ``{"ground_features", "aerial_features"}`` (``cvft_tf.feature_cache``),
+    which go through the heads of :meth:`frozen_stem` only; when a batch carries
     ``"distance_sq"`` ``[B, B]`` (CVACT) the loss masks negatives closer than
     ``same_place_radius_m``. Metrics: ``loss`` and in-batch ``recall@1`` (ground queries).
 
@@ -214,6 +218,7 @@ class CrossViewModel(keras.Model):
         self.ground_encoder = _descriptor_model(self.ground_branch, "ground_encoder")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.recall_tracker = keras.metrics.Mean(name="recall@1")
+        self._frozen_stem = None
         self.built = True
 
     def _build_vgg_branches(self):
@@ -266,6 +271,15 @@ class CrossViewModel(keras.Model):
         """All named outputs of the aerial branch (feature_map, descriptor)."""
         return self.aerial_branch(aerial_images, training=training)
 
+    def frozen_stem(self):
+        """Both branches split at their frozen blocks (``frozen_stem.ModelSplit``), made once.
+
+        The split shares this model's layers: training its heads trains the model.
+        """
+        if self._frozen_stem is None:
+            self._frozen_stem = frozen_stem.split_model(self)
+        return self._frozen_stem
+
     def call(self, inputs, training=False):
         return {
             "ground": self.ground_encoder(inputs["ground"], training=training),
@@ -285,9 +299,19 @@ class CrossViewModel(keras.Model):
             hard_negatives=self.hard_negatives,
         )
 
+    def descriptors(self, batch, training=False):
+        """``{"ground": [B, D], "aerial": [B, D]}`` of a batch of images or of stem features."""
+        if GROUND_FEATURES not in batch:
+            return self(batch, training=training)
+        split = self.frozen_stem()
+        return {
+            "ground": split.ground.head(batch[GROUND_FEATURES], training=training)["descriptor"],
+            "aerial": split.aerial.head(batch[AERIAL_FEATURES], training=training)["descriptor"],
+        }
+
     def train_step(self, batch):
         with tf.GradientTape() as tape:
-            descriptors = self(batch, training=True)
+            descriptors = self.descriptors(batch, training=True)
             loss = self.batch_loss(descriptors, batch)
             total = loss + tf.add_n([tf.cast(l, tf.float32) for l in self.losses]) if self.losses else loss
             scaled = self.optimizer.scale_loss(total)
@@ -297,7 +321,7 @@ class CrossViewModel(keras.Model):
         return self._update_metrics(loss, descriptors)
 
     def test_step(self, batch):
-        descriptors = self(batch, training=False)
+        descriptors = self.descriptors(batch, training=False)
         return self._update_metrics(self.batch_loss(descriptors, batch), descriptors)
 
     def _update_metrics(self, loss, descriptors):

@@ -1,0 +1,205 @@
+"""Training on cached frozen-stem features: the same maths as training on images, cheaper.
+
+With VGG16's first ``frozen_blocks`` frozen, no dropout before them and no augmentation of
+the images, each training image goes through the same frozen stem at every epoch
+(``models.frozen_stem``). :func:`build_feature_cache` runs the stems once over the training
+split and keeps their outputs in memory; :func:`make_cached_train_dataset` then serves
+batches of those features in exactly the order :func:`pipeline.make_train_dataset` serves
+the images (``pipeline.training_order``), and the model's ``train_step`` runs only the heads.
+Losses, gradients and weights are those of training on the images (tested to float32
+rounding).
+
+The cache is bounded: :func:`cache_nbytes` gives its size before anything is computed, and
+the trainer falls back to the images when it exceeds ``config.train.feature_cache_max_gb``.
+A bad pair is found, counted and skipped once, while the cache is built.
+
+With a ``cache_dir`` (``config.train.feature_cache_dir``), :func:`load_or_build_feature_cache`
+also keeps the arrays on disk under a fingerprint of everything they depend on (the split's
+files with their sizes and modification times, the input sizes, the stems' weights), so runs
+that share a world and a start (several variants or seeds) compute them once.
+"""
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from cvft_tf.data import pipeline
+
+GROUND_FEATURES = "ground_features"
+"""Batch key of the ground stem's features ``[B, h, w, c]``."""
+
+AERIAL_FEATURES = "aerial_features"
+"""Batch key of the aerial stem's features ``[B, h, w, c]``."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FeatureCache:
+    """Stem features of the good pairs of a split.
+
+    Attributes:
+        ground: float32 ``[n, h, w, c]`` ground stem features.
+        aerial: float32 ``[n, h', w', c']`` aerial stem features.
+        rows: int64 ``[len(split)]``: each pair's row in ``ground`` / ``aerial``, -1 for a
+            bad pair (skipped).
+    """
+
+    ground: np.ndarray
+    aerial: np.ndarray
+    rows: np.ndarray
+
+    @property
+    def nbytes(self):
+        return self.ground.nbytes + self.aerial.nbytes
+
+
+def cache_nbytes(num_pairs, model_split):
+    """Bytes the cache of ``num_pairs`` pairs takes (float32), from the stems' shapes."""
+    per_pair = np.prod(model_split.ground.feature_shape) + np.prod(model_split.aerial.feature_shape)
+    return int(num_pairs * per_pair * 4)
+
+
+def build_feature_cache(model_split, split, ground_size, aerial_size, batch_size, *, counter, max_bad_fraction):
+    """Runs the frozen stems once over every pair of ``split``.
+
+    Args:
+        model_split: ``frozen_stem.ModelSplit`` of the model being trained.
+        split: the training ``Split``.
+        ground_size, aerial_size: ``(height, width)`` of the model's inputs.
+        batch_size: pairs per stem call.
+        counter: ``DecodeCounter`` counting the bad pairs (skipped).
+        max_bad_fraction: as for ``pipeline.make_train_dataset``: more bad pairs than this
+            share of the split stop with a DatasetError naming the file.
+
+    Returns:
+        :class:`FeatureCache`.
+    """
+    started = time.time()
+    dataset = pipeline.make_ordered_pairs(
+        split, ground_size, aerial_size, counter=counter, max_bad_fraction=max_bad_fraction
+    )
+    dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ground_stem = tf.function(lambda images: model_split.ground.stem(images, training=False))
+    aerial_stem = tf.function(lambda images: model_split.aerial.stem(images, training=False))
+    ground = np.empty((len(split), *model_split.ground.feature_shape), np.float32)
+    aerial = np.empty((len(split), *model_split.aerial.feature_shape), np.float32)
+    rows = np.full(len(split), -1, np.int64)
+    count = 0
+    with pipeline.dataset_errors():
+        for ground_images, aerial_images, indices in dataset:
+            size = int(indices.shape[0])
+            ground[count : count + size] = ground_stem(ground_images).numpy()
+            aerial[count : count + size] = aerial_stem(aerial_images).numpy()
+            rows[indices.numpy()] = np.arange(count, count + size)
+            count += size
+    cache = FeatureCache(ground=ground[:count], aerial=aerial[:count], rows=rows)
+    logging.info(
+        "Cached the frozen stem's features of %d pairs (%d skipped): %.0f MB in %.1f s",
+        count, len(split) - count, cache.nbytes / 2**20, time.time() - started,
+    )  # fmt: skip
+    return cache
+
+
+_ARRAYS = ("ground", "aerial", "rows")
+
+
+def cache_fingerprint(model_split, split, ground_size, aerial_size):
+    """Hex digest of what the cached features depend on (see the module docstring)."""
+    digest = hashlib.sha256()
+    digest.update(repr((split.name, tuple(ground_size), tuple(aerial_size))).encode())
+    for path in (*split.ground_paths, *split.aerial_paths):
+        try:
+            stat = os.stat(path)
+            digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        except OSError:
+            digest.update(f"{path}:missing;".encode())
+    for branch in (model_split.ground, model_split.aerial):
+        for weight in branch.stem.weights:
+            digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()[:24]
+
+
+def load_or_build_feature_cache(model_split, split, ground_size, aerial_size, batch_size, *, counter,
+                                max_bad_fraction, cache_dir=""):  # fmt: skip
+    """:func:`build_feature_cache`, kept in and reused from ``cache_dir`` when one is given.
+
+    The arrays are written to a temporary folder and renamed into
+    ``<cache_dir>/<fingerprint>/``, so an interrupted write is never read back.
+    """
+    if not cache_dir:
+        return build_feature_cache(
+            model_split, split, ground_size, aerial_size, batch_size, counter=counter, max_bad_fraction=max_bad_fraction
+        )
+    folder = os.path.join(cache_dir, cache_fingerprint(model_split, split, ground_size, aerial_size))
+    if os.path.isdir(folder):
+        cache = FeatureCache(**{name: np.load(os.path.join(folder, f"{name}.npy")) for name in _ARRAYS})
+        logging.info("Read the frozen stem's features of %d pairs from %s", len(cache.ground), folder)
+        return cache
+    cache = build_feature_cache(
+        model_split, split, ground_size, aerial_size, batch_size, counter=counter, max_bad_fraction=max_bad_fraction
+    )
+    os.makedirs(cache_dir, exist_ok=True)
+    partial = tempfile.mkdtemp(prefix=".partial-", dir=cache_dir)
+    try:
+        for name in _ARRAYS:
+            np.save(os.path.join(partial, f"{name}.npy"), getattr(cache, name))
+        os.rename(partial, folder)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+        if not os.path.isdir(folder):
+            raise
+    return cache
+
+
+def make_cached_train_dataset(cache, split, batch_size, *, seed, initial_epoch=0):
+    """Training batches of cached features, in the order of ``pipeline.make_train_dataset``.
+
+    Args:
+        cache: :class:`FeatureCache` of ``split``.
+        split: the training ``Split`` (for its positions, CVACT).
+        batch_size: pairs per batch.
+        seed: the run's seed (the same one ``make_train_dataset`` would get).
+        initial_epoch: the epoch (0-based) the stream starts at, for a resumed run.
+
+    Returns:
+        endless ``tf.data.Dataset`` of dicts: ``ground_features`` float32 ``[B, h, w, c]``,
+        ``aerial_features`` float32 ``[B, h', w', c']``, and for splits with positions
+        ``utm`` float32 ``[B, 2]`` and ``distance_sq`` float32 ``[B, B]``.
+    """
+    if len(cache.ground) < batch_size:
+        raise pipeline.DatasetError(
+            f"{split.name} has {len(cache.ground)} usable pairs, fewer than one batch of {batch_size}"
+        )
+    rows = tf.constant(cache.rows)
+    dataset = pipeline.training_order(len(split), seed, initial_epoch)
+    dataset = dataset.map(lambda index, noise_seed: (index, tf.gather(rows, index)))
+    dataset = dataset.filter(lambda index, row: row >= 0)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    utm = None if split.utm is None else np.asarray(split.utm, np.float64)
+
+    def gather(indices, batch_rows):
+        ground = cache.ground[batch_rows]
+        aerial = cache.aerial[batch_rows]
+        positions = np.zeros((len(indices), 2)) if utm is None else utm[indices]
+        return ground, aerial, positions
+
+    def to_batch(indices, batch_rows):
+        ground, aerial, positions = tf.numpy_function(
+            gather, [indices, batch_rows], [tf.float32, tf.float32, tf.float64], stateful=False
+        )
+        ground.set_shape([batch_size, *cache.ground.shape[1:]])
+        aerial.set_shape([batch_size, *cache.aerial.shape[1:]])
+        batch = {GROUND_FEATURES: ground, AERIAL_FEATURES: aerial}
+        if utm is not None:
+            positions.set_shape([batch_size, 2])
+            batch = pipeline.add_distances({**batch, "utm": positions})
+        return batch
+
+    return dataset.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
