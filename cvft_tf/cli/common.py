@@ -2,11 +2,11 @@
 
 import functools
 import os
-import sys
 
 from absl import logging
 
 from cvft_tf import checkpoints
+from cvft_tf.cli.exits import exit_with_user_error
 from cvft_tf.data.pipeline import DatasetError
 from cvft_tf.interop.imagenet import WeightsMismatchError, initialize_weights
 from cvft_tf.interop.tf1_checkpoint import CheckpointMismatchError
@@ -30,9 +30,7 @@ def reports_user_errors(main):
         try:
             return main(argv)
         except USER_ERRORS as error:
-            logging.error("%s", error)
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
+            exit_with_user_error(error)
 
     return wrapped
 

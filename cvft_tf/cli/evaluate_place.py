@@ -34,13 +34,13 @@ A query without positives counts as a miss (as in SALAD's evaluation).
 import csv
 import json
 import os
-import sys
 import tempfile
 
 import keras
 import numpy as np
 from absl import app, flags, logging
 
+from cvft_tf.cli.exits import exit_with_user_error
 from cvft_tf.data.preprocess import ImageError, preprocess_aerial, read_image
 from cvft_tf.evaluation.place_recall import DEFAULT_CHUNK_SIZE, place_recall
 from cvft_tf.evaluation.recall import REPORTED_KS
@@ -218,9 +218,7 @@ def main(argv):
             chunk_size=_CHUNK_SIZE.value,
         )
     except (FileNotFoundError, GroundTruthError, ImageError) as error:
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_user_error(error)
     print("  ".join(f"R@{k}: {100 * metrics[f'recall@{k}']:.2f}" for k in REPORTED_KS))
     print(f"queries: {metrics['num_queries']}  database: {metrics['num_database']}")
 

@@ -14,10 +14,10 @@ aerial and 224 x 1232 panorama; CVACT the pre-cut 256 and 112 x 616, or with
 """
 
 import dataclasses
-import sys
 
 from absl import app, flags, logging
 
+from cvft_tf.cli.exits import exit_with_user_error
 from cvft_tf.data.synthetic import writer
 
 FLAGS = flags.FLAGS
@@ -102,9 +102,7 @@ def main(argv):
                 **common,
             )
     except FileExistsError as error:
-        logging.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with_user_error(error)
     splits = ", ".join(f"{count} {name}" for name, count in summary["splits"].items())
     print(
         f"Wrote {summary['pairs']} synthetic pairs ({splits}) in the {summary['format'].upper()} "
