@@ -9,12 +9,19 @@ Layout of ``<workdir>``::
 
     checkpoints/epoch-0003.keras   one per epoch (the last ``keep`` are kept)
     checkpoints/state.json         the latest complete checkpoint
-    best.keras, best.json          the model with the best validation r@1
+    best.keras, best.json          the model with the best validation recall
+
+``best.keras`` carries its own record (epoch and validation metrics, ``BEST_RECORD`` inside
+the archive), written into the file before the rename that publishes it: the model and its
+record change together or not at all, whenever a run is killed. ``best.json`` is a copy of
+the record for people and scripts, written after it; a resumed run reads the record from
+``best.keras``. Which model is better is :func:`is_better`.
 """
 
 import json
 import os
 import re
+import zipfile
 
 import keras
 
@@ -24,6 +31,10 @@ CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
 BEST_MODEL = "best.keras"
 BEST_STATE = "best.json"
+BEST_RECORD = "cvft_best_record.json"
+"""Name of the record inside ``best.keras``."""
+BEST_ORDER = (("r@1", 1), ("r@5", 1), ("r@10", 1), ("val_loss", -1))
+"""How two validations compare: by r@1, a tie by r@5, then r@10, then the lower loss."""
 _NAME = re.compile(r"^epoch-(\d+)\.keras$")
 
 
@@ -45,6 +56,47 @@ def save_model_atomic(model, path):
     tmp = os.path.join(directory, f".partial-{name}")
     model.save(tmp)
     os.replace(tmp, path)
+
+
+def is_better(record, best):
+    """Whether validation ``record`` beats ``best`` (None: nothing yet) by :data:`BEST_ORDER`.
+
+    Both are dicts with the keys of ``BEST_ORDER``; an exact tie on all of them is not better.
+    """
+    if best is None:
+        return True
+    key = lambda r: tuple(sign * float(r[name]) for name, sign in BEST_ORDER)  # noqa: E731
+    return key(record) > key(best)
+
+
+def save_best_model(model, workdir, record):
+    """Publishes ``model`` as ``best.keras`` with ``record`` inside it, then ``best.json``.
+
+    The record is added to the archive under a temporary name; one rename publishes both.
+    """
+    path = os.path.join(workdir, BEST_MODEL)
+    tmp = os.path.join(workdir, f".partial-{BEST_MODEL}")
+    model.save(tmp)
+    with zipfile.ZipFile(tmp, "a") as archive:
+        archive.writestr(BEST_RECORD, json.dumps(record, sort_keys=True))
+    os.replace(tmp, path)
+    write_json_atomic(record, os.path.join(workdir, BEST_STATE))
+
+
+def read_best_record(workdir):
+    """The record inside ``<workdir>/best.keras``, or None when there is no best model yet.
+
+    Raises:
+        CheckpointError: ``best.keras`` exists but is not a complete archive with a record.
+    """
+    path = os.path.join(workdir, BEST_MODEL)
+    if not os.path.exists(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read(BEST_RECORD))
+    except (zipfile.BadZipFile, KeyError, ValueError) as error:
+        raise CheckpointError(f"{path} has no readable best-model record ({error}); move it away to resume.") from None
 
 
 def save_checkpoint(model, workdir, epoch, best_r1, keep=3):

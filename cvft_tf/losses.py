@@ -10,7 +10,8 @@ is ground ``k`` with aerial ``k``), ``D = 2 - 2 S G^T`` (``D[i, j]``: aerial ``i
 each summed over all ``i, j`` (the diagonal included: each such term is ``log 2``) and
 divided by ``B (B - 1)``; the loss is the mean of the two directions. The CVACT variant
 multiplies each difference by a mask that is 0 for pairs closer than 25 m (so a masked term
-still adds ``log 2``) and divides by the number of unmasked pairs. ``log(1 + exp(x))`` is
+still adds ``log 2``) and divides by the number of unmasked pairs (a batch with none has
+loss 0 here, where the original gets ``inf``). ``log(1 + exp(x))`` is
 computed as ``softplus(x)``, the same function without overflow.
 """
 
@@ -60,7 +61,9 @@ def weighted_soft_margin_triplet_loss(
         ground: ``[B, D]`` unit-norm ground descriptors (row ``k`` matches aerial ``k``).
         gamma: float, the soft-margin weight (10).
         negative_mask: optional ``[B, B]`` float mask of usable negatives (CVACT,
-            :func:`same_place_negative_mask`); the divisor becomes its sum.
+            :func:`same_place_negative_mask`); the divisor becomes its sum. A batch with
+            no usable negative (every pair within the radius of every other) has loss 0
+            and zero gradients; the original divides by 0 there.
         hard_negatives: int, if > 0 keep only the ``hard_negatives`` largest off-diagonal
             terms per anchor (batch-hard variant) and average them.
 
@@ -90,9 +93,11 @@ def weighted_soft_margin_triplet_loss(
         ground_to_aerial = ground_to_aerial * negative_mask
         aerial_to_ground = aerial_to_ground * negative_mask
         pair_count = tf.reduce_sum(negative_mask)
-    loss_g2a = tf.reduce_sum(tf.nn.softplus(gamma * ground_to_aerial)) / pair_count
-    loss_a2g = tf.reduce_sum(tf.nn.softplus(gamma * aerial_to_ground)) / pair_count
-    return (loss_g2a + loss_a2g) / 2.0
+    has_pairs = pair_count > 0
+    divisor = tf.where(has_pairs, pair_count, 1.0)
+    loss_g2a = tf.reduce_sum(tf.nn.softplus(gamma * ground_to_aerial)) / divisor
+    loss_a2g = tf.reduce_sum(tf.nn.softplus(gamma * aerial_to_ground)) / divisor
+    return tf.where(has_pairs, (loss_g2a + loss_a2g) / 2.0, 0.0)
 
 
 MULTI_SIMILARITY_ALPHA = 1.0

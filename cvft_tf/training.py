@@ -3,17 +3,22 @@
 Each epoch: ``model.fit`` runs the custom ``train_step`` (progress bar with loss, in-batch
 r@1 and step time), then :class:`EpochValidation` embeds the validation split once,
 computes r@1/5/10/1% and the validation loss, logs scalars and images to TensorBoard,
-keeps the best model by r@1, and writes a resumable checkpoint (see ``checkpoints``).
-Restarted on the same workdir, training resumes from the latest checkpoint with its epoch,
-step and optimizer moments.
+keeps the best model (``checkpoints.is_better``), and writes a resumable checkpoint (see
+``checkpoints``); ``history.csv`` gets the epoch's logs and, at the end,
+``learning_curve.png`` draws them. Restarted on the same workdir, training resumes from the
+latest checkpoint with its epoch, step and optimizer moments, and reads the pairs in the
+order an uninterrupted run would (``pipeline.training_order``).
 
 An epoch is ``len(split) // batch_size`` steps (or ``config.train.steps_per_epoch``) drawn
 from the reshuffled, repeated training stream. With skipped pairs the original ended an
 epoch a little early instead; a fixed epoch length keeps Keras' step count exact (with a
 dataset of unknown length Keras 3 counts one optimizer step too many per epoch).
+
+When the frozen blocks' features can be cached (``feature_cache_refusal``), the stream
+serves them instead of the images, in the same order (``cvft_tf.feature_cache``).
 """
 
-import json
+import csv
 import os
 import time
 
@@ -22,14 +27,18 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from cvft_tf import checkpoints
+from cvft_tf import checkpoints, feature_cache
 from cvft_tf.data import cvact, cvusa
 from cvft_tf.data.pipeline import DecodeCounter, dataset_errors, make_eval_dataset, make_train_dataset
 from cvft_tf.evaluation import embed, figures, recall
 from cvft_tf.interop.imagenet import initialize_weights
-from cvft_tf.models.cross_view import build_model
+from cvft_tf.models.cross_view import VGG_VARIANTS, build_model
 
 TENSORBOARD_DIR = "tensorboard"
+HISTORY_CSV = "history.csv"
+"""Per-epoch logs (loss, validation recall and loss, learning rate), appended on resume."""
+LEARNING_CURVE_PNG = "learning_curve.png"
+RECALL_KEYS = ("r@1", "r@5", "r@10", "r@1%")
 
 
 def read_split(data_config, split):
@@ -68,15 +77,21 @@ def new_model(config):
 
 
 def compile_model(model, config):
-    """Adam with the config's learning rate and betas; optional XLA."""
+    """Adam with the config's learning rate, betas and epsilon (the original's TF1 1e-8); optional XLA."""
     optimizer = keras.optimizers.Adam(
-        learning_rate=config.train.learning_rate, beta_1=config.train.beta_1, beta_2=config.train.beta_2
+        learning_rate=config.train.learning_rate,
+        beta_1=config.train.beta_1,
+        beta_2=config.train.beta_2,
+        epsilon=config.train.adam_epsilon,
     )
     model.compile(optimizer=optimizer, jit_compile=bool(config.train.jit_compile))
 
 
 class EpochValidation(keras.callbacks.Callback):
     """After each epoch: validate, log, keep the best model, write the checkpoint.
+
+    The best model is the one with the best validation record by ``checkpoints.is_better``
+    (r@1, ties broken by r@5, r@10, then the lower validation loss).
 
     Adds ``val_loss``, ``val_r@1``, ``val_r@5``, ``val_r@10``, ``val_r@1%``,
     ``learning_rate`` and ``skipped_pairs`` to the epoch logs (so Keras' TensorBoard
@@ -85,14 +100,14 @@ class EpochValidation(keras.callbacks.Callback):
     plan under ``<workdir>/tensorboard/validation``.
     """
 
-    def __init__(self, config, workdir, val_split, val_data, counter, best_r1=-1.0):
+    def __init__(self, config, workdir, val_split, val_data, counter, best_record=None):
         super().__init__()
         self.config = config
         self.workdir = workdir
         self.val_split = val_split
         self.val_data = val_data
         self.counter = counter
-        self.best_r1 = best_r1
+        self.best_record = best_record
         self.writer = tf.summary.create_file_writer(os.path.join(workdir, TENSORBOARD_DIR, "validation"))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -103,7 +118,7 @@ class EpochValidation(keras.callbacks.Callback):
         logs["val_loss"] = embed.batched_loss(
             embeddings, self.config.train.batch_size, self.model.loss_gamma, self.model.same_place_radius_m
         )
-        for key in ("r@1", "r@5", "r@10", "r@1%"):
+        for key in RECALL_KEYS:
             logs[f"val_{key}"] = metrics[key]
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         logs["skipped_pairs"] = self.counter.skipped
@@ -113,15 +128,12 @@ class EpochValidation(keras.callbacks.Callback):
             logs["val_loss"], self.counter.skipped, time.time() - started,
         )  # fmt: skip
         self._log_images(embeddings, epoch + 1)
-        if metrics["r@1"] > self.best_r1:
-            self.best_r1 = metrics["r@1"]
-            checkpoints.save_model_atomic(self.model, os.path.join(self.workdir, checkpoints.BEST_MODEL))
-            checkpoints.write_json_atomic(
-                {"epoch": epoch + 1, **{k: metrics[k] for k in ("r@1", "r@5", "r@10", "r@1%")}},
-                os.path.join(self.workdir, checkpoints.BEST_STATE),
-            )
+        record = {"epoch": epoch + 1, "val_loss": logs["val_loss"], **{k: metrics[k] for k in RECALL_KEYS}}
+        if checkpoints.is_better(record, self.best_record):
+            self.best_record = record
+            checkpoints.save_best_model(self.model, self.workdir, record)
         checkpoints.save_checkpoint(
-            self.model, self.workdir, epoch + 1, self.best_r1, keep=self.config.train.keep_checkpoints
+            self.model, self.workdir, epoch + 1, self.best_record["r@1"], keep=self.config.train.keep_checkpoints
         )
 
     def _log_images(self, embeddings, step):
@@ -161,51 +173,123 @@ def feature_figures(model, dataset):
     return result
 
 
-def train(config, workdir):
-    """Trains (or resumes) the model of ``config`` in ``workdir``; returns the model."""
-    os.makedirs(workdir, exist_ok=True)
+def train_data_source(config, model, train_split, counter, initial_epoch):
+    """The training stream: cached frozen-stem features when ``config.train.feature_cache``
+    allows it (``cvft_tf.feature_cache``), else decoded images; endless, from ``initial_epoch``."""
+    ground_size, aerial_size = tuple(config.model.ground_size), tuple(config.model.aerial_size)
+    reason = feature_cache_refusal(config, model, len(train_split))
+    if reason is None:
+        cache = feature_cache.load_or_build_feature_cache(
+            model.frozen_stem(),
+            train_split,
+            ground_size,
+            aerial_size,
+            config.eval.batch_size,
+            counter=counter,
+            max_bad_fraction=config.data.max_bad_fraction,
+            cache_dir=config.train.feature_cache_dir,
+        )
+        return feature_cache.make_cached_train_dataset(
+            cache, train_split, config.train.batch_size, seed=config.train.seed, initial_epoch=initial_epoch
+        )
+    if config.train.feature_cache:
+        logging.info("Training on images, not cached features: %s", reason)
+    return make_train_dataset(
+        train_split,
+        config.train.batch_size,
+        ground_size,
+        aerial_size,
+        seed=config.train.seed,
+        deterministic=config.train.deterministic,
+        initial_epoch=initial_epoch,
+        orientation_noise_deg=config.data.orientation_noise_deg,
+        max_bad_fraction=config.data.max_bad_fraction,
+        counter=counter,
+    )
+
+
+def feature_cache_refusal(config, model, num_pairs):
+    """Why the frozen-stem features cannot be cached for this run, or None when they can."""
+    if not config.train.feature_cache:
+        return "config.train.feature_cache is off"
+    if model.variant not in VGG_VARIANTS:
+        return f"the {model.variant} variant has no frozen VGG stem"
+    if model.frozen_blocks < 1:
+        return "no VGG block is frozen (config.model.frozen_blocks=0)"
+    if config.data.orientation_noise_deg:
+        return "orientation noise changes the images every epoch (config.data.orientation_noise_deg)"
+    needed = feature_cache.cache_nbytes(num_pairs, model.frozen_stem())
+    limit = config.train.feature_cache_max_gb * 2**30
+    if needed > limit:
+        return (
+            f"the cache would take {needed / 2**30:.1f} GiB, more than "
+            f"config.train.feature_cache_max_gb={config.train.feature_cache_max_gb}"
+        )
+    return None
+
+
+def write_config(config, workdir):
+    """Writes ``<workdir>/config.json``."""
     with open(os.path.join(workdir, "config.json"), "w") as handle:
         handle.write(config.to_json_best_effort(indent=2))
+
+
+def read_history(workdir):
+    """``history.csv`` as a dict column -> list of floats (one per epoch)."""
+    with open(os.path.join(workdir, HISTORY_CSV), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}
+
+
+def write_learning_curve(workdir, num_val_pairs):
+    """Draws ``history.csv`` as ``learning_curve.png`` in ``workdir``, with the chance levels
+    of a gallery of ``num_val_pairs``; returns its path."""
+    path = os.path.join(workdir, LEARNING_CURVE_PNG)
+    figures.save_png(figures.learning_curve_figure(read_history(workdir), recall.chance_levels(num_val_pairs)), path)
+    return path
+
+
+def train(config, workdir):
+    """Trains (or resumes) the model of ``config`` in ``workdir``; returns the model.
+
+    ``config.json`` is written once the run is known to start or to resume with a matching
+    checkpoint, never before a mismatch is reported.
+    """
+    os.makedirs(workdir, exist_ok=True)
     keras.utils.set_random_seed(config.train.seed)
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
     if config.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
 
     train_split = read_split(config.data, config.data.train_split)
     val_split = read_split(config.data, config.data.val_split)
-    counter = DecodeCounter()
-    train_data = make_train_dataset(
-        train_split,
-        config.train.batch_size,
-        tuple(config.model.ground_size),
-        tuple(config.model.aerial_size),
-        seed=config.train.seed,
-        deterministic=config.train.deterministic,
-        orientation_noise_deg=config.data.orientation_noise_deg,
-        max_bad_fraction=config.data.max_bad_fraction,
-        counter=counter,
-    )
-    val_data = eval_dataset(config, val_split)
-
     state = checkpoints.latest_state(workdir)
     if state is None:
-        model, initial_epoch, best_r1 = new_model(config), 0, -1.0
+        model, initial_epoch = new_model(config), 0
         logging.info("Training %s from %s in %s", config.model.variant, config.train.init or "random init", workdir)
     else:
         model = checkpoints.load_model(state["path"], config.model)
-        initial_epoch, best_r1 = state["epoch"], state["best_r@1"]
+        initial_epoch = state["epoch"]
         logging.info("Resuming from %s: epoch %d, step %d", state["path"], state["epoch"], state["step"])
+    best_record = checkpoints.read_best_record(workdir)
+    write_config(config, workdir)
     if initial_epoch >= config.train.epochs:
         logging.info("Already trained for %d epochs (config.train.epochs=%d).", initial_epoch, config.train.epochs)
         return model
 
+    counter = DecodeCounter()
+    val_data = eval_dataset(config, val_split)
     callbacks = [
-        EpochValidation(config, workdir, val_split, val_data, counter, best_r1),
+        EpochValidation(config, workdir, val_split, val_data, counter, best_record),
+        keras.callbacks.CSVLogger(os.path.join(workdir, HISTORY_CSV), append=True),
         keras.callbacks.TensorBoard(os.path.join(workdir, TENSORBOARD_DIR), update_freq="epoch"),
     ]
     steps_per_epoch = config.train.steps_per_epoch or len(train_split) // config.train.batch_size
     with dataset_errors():
+        train_data = train_data_source(config, model, train_split, counter, initial_epoch)
         model.fit(
-            train_data.repeat(),
+            train_data,
             epochs=config.train.epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch,
@@ -213,6 +297,6 @@ def train(config, workdir):
             shuffle=False,
             verbose=1 if os.isatty(1) else 2,
         )
-    with open(os.path.join(workdir, checkpoints.BEST_STATE)) as handle:
-        logging.info("Best validation: %s", json.load(handle))
+    logging.info("Best validation: %s", checkpoints.read_best_record(workdir))
+    logging.info("Learning curve: %s", write_learning_curve(workdir, len(val_split)))
     return model

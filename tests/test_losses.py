@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from cvft_tf.losses import same_place_negative_mask, weighted_soft_margin_triplet_loss
 
@@ -74,3 +75,23 @@ def test_batch_hard_keeps_top_k_per_anchor():
     expected = (np.mean(g2a_terms) + np.mean(a2g_terms)) / 2
     loss = weighted_soft_margin_triplet_loss(aerial.astype(np.float32), ground.astype(np.float32), hard_negatives=k)
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
+
+
+def test_a_batch_with_no_usable_negative_has_zero_loss_and_zero_gradients():
+    rng = np.random.default_rng(5)
+    aerial = tf.Variable(rng.normal(size=(4, 8)).astype(np.float32))
+    ground = tf.math.l2_normalize(rng.normal(size=(4, 8)).astype(np.float32), axis=1)
+    everyone_within_25m = same_place_negative_mask(tf.fill([4, 4], 100.0), 25.0)
+    assert float(tf.reduce_sum(everyone_within_25m)) == 0
+    with tf.GradientTape() as tape:
+        loss = weighted_soft_margin_triplet_loss(
+            tf.math.l2_normalize(aerial, axis=1), ground, negative_mask=everyone_within_25m
+        )
+    gradient = tape.gradient(loss, aerial).numpy()
+    assert float(loss) == 0.0
+    assert np.all(np.isfinite(gradient)) and np.all(gradient == 0)
+    one_pair = everyone_within_25m.numpy()
+    one_pair[0, 1] = 1.0
+    expected = numpy_loss(tf.math.l2_normalize(aerial, axis=1).numpy(), ground.numpy(), 10.0, one_pair)
+    got = weighted_soft_margin_triplet_loss(tf.math.l2_normalize(aerial, axis=1), ground, negative_mask=one_pair)
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)

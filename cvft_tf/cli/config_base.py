@@ -13,7 +13,14 @@ from cvft_tf.models.cross_view import VARIANTS
 
 
 def base_config():
-    """The original's settings: CVFT variant, Adam 1e-5, batch 32, VGG16 ImageNet start."""
+    """The original's settings: CVFT variant, Adam 1e-5 (epsilon 1e-8, TF1's), batch 32, VGG16
+    ImageNet start.
+
+    ``train.feature_cache``: train on the frozen blocks' features computed once
+    (``cvft_tf.feature_cache``; the same maths), when they fit in ``feature_cache_max_gb``
+    and nothing changes the images between epochs; otherwise on the images. With
+    ``feature_cache_dir`` the features are also kept on disk for runs that share them.
+    """
     config = ml_collections.ConfigDict()
 
     config.model = ml_collections.ConfigDict()
@@ -46,6 +53,7 @@ def base_config():
     config.train.learning_rate = 1e-5
     config.train.beta_1 = 0.9
     config.train.beta_2 = 0.999
+    config.train.adam_epsilon = 1e-8
     config.train.seed = 0
     config.train.deterministic = False
     config.train.jit_compile = False
@@ -53,6 +61,9 @@ def base_config():
     config.train.init = "imagenet"
     config.train.steps_per_epoch = 0
     config.train.keep_checkpoints = 3
+    config.train.feature_cache = True
+    config.train.feature_cache_max_gb = 4.0
+    config.train.feature_cache_dir = ""
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 32

@@ -1,10 +1,10 @@
 """``cvft-eval --config configs/X.py --workdir DIR [--weights FILE]``: recall and figures.
 
 Embeds the evaluation split once (``config.eval.split``: ``val``; CVACT also ``test``),
-prints r@1, r@5, r@10, r@1% and writes into ``DIR/eval`` (or ``--out``):
+prints r@1, r@5, r@10, r@1% with their chance levels and writes into ``DIR/eval`` (or ``--out``):
 
 * ``metrics.json``: ``r@1``, ``r@5``, ``r@10``, ``r@1%`` in percent, ``curve`` (r@K for
-  K = 1..top-1%), ``num_queries``; for CVACT_test also ``geo`` (one of the top K within
+  K = 1..top-1%), ``num_queries``, ``chance`` (the same r@K for a random ranking); for CVACT_test also ``geo`` (one of the top K within
   ``config.eval.geo_radius_m``, 25 m);
 * ``ground_descriptors.npy``, ``aerial_descriptors.npy`` (and ``utm.npy``);
 * ``recall_curve.png`` (with the curves of ``--compare`` workdirs), ``retrievals.png``
@@ -36,11 +36,12 @@ flags.mark_flags_as_required(["config", "workdir"])
 REPORTED = ("r@1", "r@5", "r@10", "r@1%")
 
 
-def recall_table(metrics, label):
-    """The printed table: a header and one row of percentages."""
-    header = f"{'':<14}" + "".join(f"{k:>9}" for k in REPORTED)
+def recall_table(metrics, label, header=True):
+    """The printed table: a header (unless ``header=False``) and one row of percentages."""
     row = f"{label:<14}" + "".join(f"{metrics[k]:>9.2f}" for k in REPORTED)
-    return f"{header}\n{row}"
+    if not header:
+        return row
+    return f"{'':<14}" + "".join(f"{k:>9}" for k in REPORTED) + "\n" + row
 
 
 def write_figures(model, dataset, split, embeddings, metrics, out_dir, num_queries, compare):
@@ -86,7 +87,10 @@ def main(argv):
     geo_radius = config.eval.geo_radius_m if config.eval.split == "test" else None
     metrics = embed.score(embeddings, chunk_size=config.eval.chunk_size, geo_radius_m=geo_radius)
     metrics.update(
-        split=split.name, variant=model.variant, orientation_noise_deg=float(config.eval.orientation_noise_deg)
+        split=split.name,
+        variant=model.variant,
+        orientation_noise_deg=float(config.eval.orientation_noise_deg),
+        chance=recall.chance_levels(len(embeddings.aerial)),
     )
 
     os.makedirs(out_dir, exist_ok=True)
@@ -101,6 +105,7 @@ def main(argv):
 
     print(f"{split.name}: {metrics['num_queries']} queries, variant {model.variant}")
     print(recall_table(metrics, "recall (%)"))
+    print(recall_table(metrics["chance"], "chance (%)", header=False))
     if "geo" in metrics:
         print(recall_table(metrics["geo"], f"within {metrics['geo']['radius_m']:g} m"))
     print(f"metrics: {os.path.join(out_dir, 'metrics.json')}")

@@ -11,6 +11,7 @@ backend switch); the retrieval mosaic is plain numpy so its pixels are exact.
 - ``feature_alignment_figure``: ground, aerial and transported ground feature maps, a few
   channels (paper Figure 7).
 - ``transport_plan_figure``: the transport plan P as a heat map (Eq. 3-4 of CVFT).
+- ``learning_curve_figure``: training and validation loss, and validation recall, per epoch.
 """
 
 import os
@@ -75,6 +76,42 @@ def recall_curve_figure(curves, title="", *, size_inches=(6.0, 4.5), dpi=100):
         axes.set_title(title)
     if curves:
         axes.legend(loc="lower right")
+    figure.tight_layout()
+    return _render(figure)
+
+
+def learning_curve_figure(history, chance=None, *, size_inches=(9.0, 3.8), dpi=100):
+    """Losses (left) and validation recall (right) against the epoch.
+
+    Args:
+        history: dict column -> list of per-epoch values, with ``epoch`` (0-based, as Keras'
+            CSVLogger writes it), ``loss`` and any of ``val_loss``, ``val_r@1``, ``val_r@5``,
+            ``val_r@10``, ``val_r@1%``.
+        chance: optional dict ``"r@1"`` ... -> chance level in percent, drawn dotted.
+
+    Returns:
+        uint8 [height, width, 3].
+    """
+    epochs = np.asarray(history["epoch"], np.float64) + 1
+    figure = Figure(figsize=size_inches, dpi=dpi)
+    losses, recalls = figure.subplots(1, 2)
+    for key, label in (("loss", "train loss"), ("val_loss", "validation loss")):
+        if key in history:
+            losses.plot(epochs, history[key], marker="o", label=label)
+    losses.set_xlabel("epoch")
+    losses.set_ylabel("soft-margin triplet loss")
+    losses.legend()
+    for key in ("r@1", "r@5", "r@10", "r@1%"):
+        if f"val_{key}" in history:
+            line = recalls.plot(epochs, history[f"val_{key}"], marker="o", label=f"val {key}")[0]
+            if chance and key in chance:
+                recalls.axhline(chance[key], color=line.get_color(), linestyle=":", linewidth=1)
+    recalls.set_xlabel("epoch")
+    recalls.set_ylabel("validation recall (%)" + (", chance dotted" if chance else ""))
+    recalls.set_ylim(0, 100)
+    recalls.legend(loc="upper left")
+    for axes in (losses, recalls):
+        axes.grid(True, alpha=0.3)
     figure.tight_layout()
     return _render(figure)
 

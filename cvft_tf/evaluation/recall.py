@@ -20,7 +20,7 @@ Bit-identical distances further depend on the BLAS summation order, which neithe
 original nor this port controls; the tests use descriptors whose products are exact, so
 their ties are exact on any machine.
 
-CVACT_test (the paper's protocol, see ``shared/specs/cvft-original.md``) scores a query as
+CVACT_test (the paper's protocol, see ``docs/original.md``) scores a query as
 correct at K when one of its top-K aerial tiles lies within ``radius_m`` of the query:
 squared UTM distance < radius_m**2, the rule the original uses for "the same place".
 ``geo_match_ranks`` returns, per query, the 0-based position of the first such tile in the
@@ -237,6 +237,17 @@ def summarize(ranks, num_database=None):
     summary["curve"] = curve[:one_percent_k].tolist()
     summary["num_queries"] = int(ranks.size)
     return summary
+
+
+def chance_levels(num_database):
+    """The r@K, in percent, of a retrieval that ranks the ``num_database`` tiles at random.
+
+    Returns:
+        dict "r@1", "r@5", "r@10", "r@1%" -> ``100 * min(K, N) / N``.
+    """
+    ks = {f"r@{k}": k for k in REPORTED_KS}
+    ks["r@1%"] = top_one_percent_k(num_database)
+    return {key: 100.0 * min(k, num_database) / num_database for key, k in ks.items()}
 
 
 def top_k_indices(ground, aerial, k, *, chunk_size=DEFAULT_CHUNK_SIZE, dtype="float64"):

@@ -1,0 +1,82 @@
+"""The best-model record: which validation wins, and a record that survives any kill."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from cvft_tf import checkpoints
+from cvft_tf.models.cross_view import CrossViewModel
+
+TINY = dict(ground_size=(32, 128), aerial_size=(64, 64), dropout_rate=0.0)
+
+
+def record(r1, r5=50.0, r10=60.0, loss=0.5, epoch=1):
+    return {"epoch": epoch, "r@1": r1, "r@5": r5, "r@10": r10, "r@1%": r1, "val_loss": loss}
+
+
+def test_better_is_r1_then_r5_then_r10_then_lower_loss():
+    assert checkpoints.is_better(record(1.0), None)
+    assert checkpoints.is_better(record(3.0, r5=0.0), record(2.0, r5=90.0))
+    assert not checkpoints.is_better(record(2.0, r5=10.0), record(3.0))
+    assert checkpoints.is_better(record(3.0, r5=51.0), record(3.0, r5=50.0))
+    assert checkpoints.is_better(record(3.0, r10=61.0), record(3.0, r10=60.0))
+    assert checkpoints.is_better(record(3.0, loss=0.4), record(3.0, loss=0.5))
+    assert not checkpoints.is_better(record(3.0, loss=0.6), record(3.0, loss=0.5))
+    assert not checkpoints.is_better(record(3.0), record(3.0))
+
+
+@pytest.fixture
+def model():
+    model = CrossViewModel("vgg_gp", **TINY)
+    model.compile(optimizer=keras.optimizers.Adam())
+    return model
+
+
+def test_the_record_travels_inside_best_keras(model, tmp_path):
+    workdir = str(tmp_path)
+    assert checkpoints.read_best_record(workdir) is None
+    checkpoints.save_best_model(model, workdir, record(4.0, epoch=2))
+    assert checkpoints.read_best_record(workdir) == record(4.0, epoch=2)
+    with open(tmp_path / "best.json") as handle:
+        assert json.load(handle) == record(4.0, epoch=2)
+    reloaded = keras.saving.load_model(tmp_path / "best.keras")
+    for saved, original in zip(reloaded.weights, model.weights):
+        np.testing.assert_array_equal(saved.numpy(), original.numpy())
+
+
+def test_a_kill_before_the_rename_leaves_the_old_model_with_its_own_record(model, tmp_path, monkeypatch):
+    workdir = str(tmp_path)
+    checkpoints.save_best_model(model, workdir, record(4.0, epoch=1))
+    old_bytes = (tmp_path / "best.keras").read_bytes()
+
+    def killed(*args):
+        raise KeyboardInterrupt("killed between writing and publishing")
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.save_best_model(model, workdir, record(9.0, epoch=2))
+    monkeypatch.undo()
+    assert (tmp_path / "best.keras").read_bytes() == old_bytes
+    assert checkpoints.read_best_record(workdir) == record(4.0, epoch=1)
+
+
+def test_a_kill_after_the_rename_leaves_the_new_model_with_its_own_record(model, tmp_path, monkeypatch):
+    workdir = str(tmp_path)
+    checkpoints.save_best_model(model, workdir, record(4.0, epoch=1))
+
+    def killed(*args):
+        raise KeyboardInterrupt("killed before best.json")
+
+    monkeypatch.setattr(checkpoints, "write_json_atomic", killed)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.save_best_model(model, workdir, record(9.0, epoch=2))
+    assert checkpoints.read_best_record(workdir) == record(9.0, epoch=2)  # best.json is stale, the record is not
+
+
+def test_a_best_keras_without_record_is_a_clear_error(model, tmp_path):
+    model.save(tmp_path / "best.keras")
+    with pytest.raises(checkpoints.CheckpointError, match="no readable best-model record"):
+        checkpoints.read_best_record(str(tmp_path))

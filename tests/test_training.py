@@ -1,0 +1,81 @@
+"""The trainer: a resumed run is the uninterrupted run, config.json survives a refused resume,
+Adam's epsilon is the original's, the best model follows the documented order."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from configs import synthetic as synthetic_config
+from cvft_tf import checkpoints, training
+from tests.data.fixtures import write_cvusa
+
+RAW_GROUND = (32, 176)
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("cvusa"))
+    write_cvusa(root, 8, ground_raw=RAW_GROUND, aerial_raw=(64, 64), csv="train-19zl.csv")
+    write_cvusa(root, 6, ground_raw=RAW_GROUND, aerial_raw=(64, 64), csv="val-19zl.csv")
+    return root
+
+
+def tiny_config(root, epochs, feature_cache=True):
+    config = synthetic_config.get_config("smoke")
+    config.data.root = root
+    config.data.raw_ground_size = RAW_GROUND
+    config.train.epochs = epochs
+    config.train.deterministic = True
+    config.train.feature_cache = feature_cache
+    config.train.learning_rate = 1e-3
+    return config
+
+
+def final_weights(workdir, epoch):
+    model = checkpoints.load_model(os.path.join(workdir, "checkpoints", f"epoch-{epoch:04d}.keras"))
+    return model, [w.numpy() for w in model.weights]
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("feature_cache", [True, False])
+def test_a_run_stopped_after_epoch_1_and_resumed_is_the_uninterrupted_run(dataset_root, tmp_path, feature_cache):
+    whole, resumed = str(tmp_path / "whole"), str(tmp_path / "resumed")
+    training.train(tiny_config(dataset_root, 2, feature_cache), whole)
+    training.train(tiny_config(dataset_root, 1, feature_cache), resumed)
+    training.train(tiny_config(dataset_root, 2, feature_cache), resumed)
+    whole_history, resumed_history = training.read_history(whole), training.read_history(resumed)
+    assert resumed_history["epoch"] == [0.0, 1.0]
+    np.testing.assert_allclose(resumed_history["loss"], whole_history["loss"], rtol=1e-6)
+    np.testing.assert_allclose(resumed_history["val_loss"], whole_history["val_loss"], rtol=1e-6)
+    assert whole_history["loss"][0] != whole_history["loss"][1]
+    whole_model, whole_values = final_weights(whole, 2)
+    resumed_model, resumed_values = final_weights(resumed, 2)
+    assert int(resumed_model.optimizer.iterations) == int(whole_model.optimizer.iterations) == 4
+    for got, want in zip(resumed_values, whole_values):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert os.path.exists(os.path.join(whole, training.LEARNING_CURVE_PNG))
+
+
+def test_a_refused_resume_leaves_config_json_as_it_was(dataset_root, tmp_path):
+    workdir = str(tmp_path / "run")
+    training.train(tiny_config(dataset_root, 1), workdir)
+    with open(os.path.join(workdir, "config.json")) as handle:
+        written = handle.read()
+    other = tiny_config(dataset_root, 2)
+    other.model.reduced_channels = 32
+    with pytest.raises(checkpoints.CheckpointError, match="reduced_channels: checkpoint has 64, config asks for 32"):
+        training.train(other, workdir)
+    with open(os.path.join(workdir, "config.json")) as handle:
+        assert handle.read() == written
+    assert json.loads(written)["model"]["reduced_channels"] == 64
+
+
+def test_adam_epsilon_is_the_originals():
+    config = synthetic_config.get_config("smoke")
+    assert config.train.adam_epsilon == 1e-8
+    config.model.variant = "vgg_gp"
+    config.train.init = ""
+    model = training.new_model(config)
+    assert model.optimizer.epsilon == 1e-8
