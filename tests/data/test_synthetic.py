@@ -263,6 +263,23 @@ def test_write_cvusa_layout(tmp_path):
         writer.write_cvusa(str(tmp_path), num_train=1, num_val=1, images=TINY)
 
 
+def test_cvusa_validation_places_lie_in_an_area_of_their_own(tmp_path):
+    writer.write_cvusa(str(tmp_path), num_train=9, num_val=4, seed=2, images=TINY)
+    with open(tmp_path / writer.LOCATIONS_CSV, encoding="utf-8") as file:
+        rows = [line.split(",") for line in file.read().splitlines()]
+    assert rows[0] == ["id", "split", "east_m", "north_m"]
+    positions = {split: np.array([[float(e), float(n)] for _, s, e, n in rows[1:] if s == split]) for split in ("train", "val")}
+    assert [r[0] for r in rows[1:]] == [f"{i:07d}" for i in range(1, 14)]
+    with open(tmp_path / "splits" / "val-19zl.csv", encoding="utf-8") as file:
+        assert [line[11:18] for line in file] == [r[0] for r in rows[1:] if r[1] == "val"]
+    city = world.CityWorld(2)
+    np.testing.assert_allclose(positions["train"], world.sample_locations(city, 9, writer.SPACING), atol=1e-3)
+    gaps = np.linalg.norm(positions["val"][:, None] - positions["train"][None], axis=-1)
+    # Farther than twice a panorama's reach: no val image shows what a training image shows,
+    # and far beyond the world's own spacing between neighbouring places.
+    assert gaps.min() > 2 * render.MAX_DISTANCE > writer.SPACING
+
+
 def test_same_seed_same_bytes_other_seed_other_images(tmp_path):
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
         writer.write_cvact(str(tmp_path / name), 2, 1, 2, seed=seed, images=TINY)

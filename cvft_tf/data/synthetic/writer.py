@@ -9,8 +9,13 @@ CVUSA (``write_cvusa``), under ``out_dir``:
 - ``splits/train-19zl.csv`` and ``splits/val-19zl.csv``: no header, one pair a line,
   ``bingmap/19/0000001.jpg,streetview/panos/0000001.jpg,streetview/annotations/0000001.png``
   (the annotation is listed, as in CVUSA, but not written; the loaders ignore it).
-  Ids start at 1 and are unique over train + val; the validation ids are a random subset
-  of locations interleaved with the training ones (distinct places of the same city).
+  Ids start at 1 and are unique over train + val: the training pairs come first.
+- ``locations.csv``: ``id,split,east_m,north_m``, each pair's camera position in metres
+  in the world's east/north frame (not part of CVUSA; for checks and localization).
+
+  The validation locations lie in an area of their own, east of the training square and
+  beyond the panoramas' reach (``held_out_origin``): no validation place, and nothing a
+  validation image shows, is seen in training.
 
 CVACT (``write_cvact``), under ``out_dir``:
 
@@ -100,6 +105,9 @@ JPEG_QUALITY = 95
 
 CVUSA_SPLITS = {"train": "splits/train-19zl.csv", "val": "splits/val-19zl.csv"}
 
+LOCATIONS_CSV = "locations.csv"
+"""CVUSA layout: the camera position of every pair (``id,split,east_m,north_m``)."""
+
 _SPLIT_STREAM, _PAIR_STREAM, _ID_STREAM = 1, 2, 3
 _ID_LENGTH = 22  # Google panorama ids, as CVACT's
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
@@ -166,6 +174,16 @@ def _render_all(seed, images, quality, jobs, workers):
             executor.shutdown()
 
 
+def held_out_origin(num_known, spacing):
+    """South-west corner (east, north) of an area held out from ``num_known`` locations.
+
+    ``sample_locations`` puts ``num_known`` locations in a square of ``ceil(sqrt(n))`` cells
+    of ``spacing`` metres from (0, 0); the held-out area starts east of it, 3 panorama
+    ranges (``MAX_DISTANCE``) further, so no image of one area shows the other.
+    """
+    return (np.ceil(np.sqrt(max(num_known, 1))) * spacing + 3 * MAX_DISTANCE, 0.0)
+
+
 def _split_mask(seed, total, count):
     """Boolean [total], True for a random subset of ``count`` items."""
     mask = np.zeros(total, bool)
@@ -216,15 +234,19 @@ def write_cvusa(
     """
     start = time.perf_counter()
     _prepare(out_dir, overwrite)
-    total = num_train + num_val
-    centers = sample_locations(CityWorld(seed), total, spacing)
-    is_val = _split_mask(seed, total, num_val)
-    jobs, lines = [], {"train": [], "val": []}
-    for number, center in enumerate(centers, start=1):
+    world = CityWorld(seed)
+    train_centers = sample_locations(world, num_train, spacing).reshape(-1, 2)
+    val_centers = sample_locations(
+        world, num_val, spacing, origin=held_out_origin(num_train, spacing), salt=2
+    ).reshape(-1, 2)
+    splits = ["train"] * num_train + ["val"] * num_val
+    jobs, lines, locations = [], {"train": [], "val": []}, ["id,split,east_m,north_m\n"]
+    for number, (split, center) in enumerate(zip(splits, np.concatenate([train_centers, val_centers])), start=1):
         aerial = f"bingmap/19/{number:07d}.jpg"
         ground = f"streetview/panos/{number:07d}.jpg"
         annotation = f"streetview/annotations/{number:07d}.png"
-        lines["val" if is_val[number - 1] else "train"].append(f"{aerial},{ground},{annotation}\n")
+        lines[split].append(f"{aerial},{ground},{annotation}\n")
+        locations.append(f"{number:07d},{split},{center[0]:.3f},{center[1]:.3f}\n")
         jobs.append((number, tuple(center), os.path.join(out_dir, aerial), os.path.join(out_dir, ground)))
     _render_all(seed, images, jpeg_quality, jobs, workers)
     for split, relative in CVUSA_SPLITS.items():
@@ -232,6 +254,8 @@ def write_cvusa(
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8", newline="") as file:
             file.writelines(lines[split])
+    with open(os.path.join(out_dir, LOCATIONS_CSV), "w", encoding="utf-8", newline="") as file:
+        file.writelines(locations)
     return _summary(out_dir, "cvusa", {name: len(rows) for name, rows in lines.items()}, start)
 
 
@@ -296,9 +320,7 @@ def write_cvact(
     world = CityWorld(seed)
     known = num_train + num_val
     centers = sample_locations(world, known, spacing)
-    # The test area starts east of the train / val square, beyond the panoramas' reach.
-    test_origin = (np.ceil(np.sqrt(max(known, 1))) * spacing + 3 * MAX_DISTANCE, 0.0)
-    test_centers = sample_locations(world, num_test, test_spacing, origin=test_origin, salt=1)
+    test_centers = sample_locations(world, num_test, test_spacing, origin=held_out_origin(known, spacing), salt=1)
     centers = np.concatenate([centers.reshape(-1, 2), test_centers.reshape(-1, 2)])
     pano_ids = _pano_ids(seed, len(centers))
     is_val = _split_mask(seed, known, num_val)

@@ -1,0 +1,84 @@
+"""Runs side by side: mean and spread per label, the markdown table, the CLI and the Table 1 script."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cvft_tf.evaluation import compare, recall
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def metrics(r1, r5, r10, r1p, curve, n=100):
+    return {"r@1": r1, "r@5": r5, "r@10": r10, "r@1%": r1p, "curve": curve, "num_queries": n}
+
+
+def test_mean_and_spread_per_label():
+    runs = {
+        "cvft": [metrics(20, 60, 80, 30, [20, 30, 40]), metrics(10, 50, 70, 20, [10, 20])],
+        "vgg_gp": [metrics(5, 25, 40, 9, [5, 9, 12])],
+    }
+    cvft, vgg_gp = compare.summarize_runs(runs)
+    assert cvft.label == "cvft" and cvft.runs == 2 and cvft.num_queries == 100
+    assert cvft.mean == {"r@1": 15.0, "r@5": 55.0, "r@10": 75.0, "r@1%": 25.0}
+    assert cvft.low["r@1"] == 10 and cvft.high["r@1"] == 20
+    assert cvft.curve == [15.0, 25.0]
+    table = compare.markdown_table([cvft, vgg_gp], recall.chance_levels(100))
+    lines = table.splitlines()
+    assert lines[0] == "| method | runs | r@1 | r@5 | r@10 | r@1% |"
+    assert lines[2] == "| cvft | 2 | 15.0 (10-20) | 55.0 (50-60) | 75.0 (70-80) | 25.0 (20-30) |"
+    assert lines[3] == "| vgg_gp | 1 | 5.0 | 25.0 | 40.0 | 9.0 |"
+    assert lines[4] == "| chance | | 1.0 | 5.0 | 10.0 | 2.0 |"
+    with pytest.raises(ValueError, match="different query counts"):
+        compare.summarize_runs({"x": [metrics(1, 2, 3, 4, [1]), metrics(1, 2, 3, 4, [1], n=50)]})
+
+
+def write_eval(workdir, seed, shift):
+    """An evaluated run: unit descriptors where ground i is aerial i plus noise."""
+    rng = np.random.default_rng(seed)
+    aerial = rng.normal(size=(30, 8))
+    ground = aerial + shift * rng.normal(size=(30, 8))
+    aerial /= np.linalg.norm(aerial, axis=1, keepdims=True)
+    ground /= np.linalg.norm(ground, axis=1, keepdims=True)
+    eval_dir = os.path.join(workdir, "eval")
+    os.makedirs(eval_dir)
+    np.save(os.path.join(eval_dir, "ground_descriptors.npy"), ground.astype(np.float32))
+    np.save(os.path.join(eval_dir, "aerial_descriptors.npy"), aerial.astype(np.float32))
+    summary = recall.summarize(recall.match_ranks(ground, aerial))
+    with open(os.path.join(eval_dir, "metrics.json"), "w") as handle:
+        json.dump(summary, handle)
+    return summary
+
+
+def test_the_command_writes_table_and_plot(tmp_path):
+    good = [write_eval(str(tmp_path / f"good{i}"), i, 0.3) for i in range(2)]
+    bad = write_eval(str(tmp_path / "bad"), 5, 3.0)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "cvft_tf.cli.compare", f"--out={out}", "--max_k=12", "--title=toy",
+               f"--run=good={tmp_path / 'good0'}", f"--run=good={tmp_path / 'good1'}", f"--run=bad={tmp_path / 'bad'}"]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO))
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = (out / "table.md").read_text()
+    mean_r1 = (good[0]["r@1"] + good[1]["r@1"]) / 2
+    assert f"| good | 2 | {mean_r1:.1f} (" in table
+    assert f"| bad | 1 | {bad['r@1']:.1f} |" in table
+    assert table.startswith("toy\n") and table in result.stdout
+    assert (out / "recall_curves.png").stat().st_size > 1000
+    missing = subprocess.run(command[:-1] + [f"--run=bad={tmp_path / 'nowhere'}"], cwd=REPO, capture_output=True,
+                             text=True, env=dict(os.environ, PYTHONPATH=REPO))  # fmt: skip
+    assert missing.returncode == 2
+    assert f"{tmp_path / 'nowhere' / 'eval' / 'metrics.json'} is missing" in missing.stderr
+
+
+def test_the_run_curve_is_recomputed_from_the_descriptors(tmp_path):
+    write_eval(str(tmp_path / "run"), 0, 0.8)
+    run = compare.read_run(str(tmp_path / "run" / "eval"), 12)
+    ground = np.load(tmp_path / "run" / "eval" / "ground_descriptors.npy").astype(np.float64)
+    aerial = np.load(tmp_path / "run" / "eval" / "aerial_descriptors.npy").astype(np.float64)
+    distances = 2 - 2 * aerial @ ground.T
+    ranks = [(distances[:, i] < distances[i, i]).sum() for i in range(30)]
+    np.testing.assert_allclose(run["curve"], [100 * np.mean(np.array(ranks) < k) for k in range(1, 13)])
