@@ -2,7 +2,7 @@
 
 The original reads images with ``cv2.imread`` (BGR), resizes with ``cv2.INTER_AREA`` and
 subtracts a per-channel mean; there is no scaling. Note the red mean is 123.6, not the
-usual 123.68 (see ``shared/specs/cvft-original.md``).
+usual 123.68 (see ``docs/original.md``).
 
 Two implementations of the same preprocessing live here:
 

@@ -1,7 +1,7 @@
 """Loads the original CVFT's TF1 checkpoints (``tf.train.Saver``) into a :class:`CrossViewModel`.
 
 The checkpoint is read with ``tf.train.load_checkpoint`` (no graph is built). Every model
-variable has exactly one TF1 name (see ``shared/specs/cvft-original.md``)::
+variable has exactly one TF1 name (see ``docs/original.md``)::
 
     VGG_grd/conv{b}_{i}/weights [3, 3, in, out]  ->  ground_branch/vgg16/block{b}_conv{i}/kernel
     VGG_grd/conv{b}_{i}/biases  [out]            ->  ground_branch/vgg16/block{b}_conv{i}/bias
