@@ -160,6 +160,8 @@ def load_or_build_feature_cache(model_split, split, ground_size, aerial_size, ba
 def make_cached_train_dataset(cache, split, batch_size, *, seed, initial_epoch=0):
     """Training batches of cached features, in the order of ``pipeline.make_train_dataset``.
 
+    One epoch per iteration, as ``make_train_dataset``; the last incomplete batch is dropped.
+
     Args:
         cache: :class:`FeatureCache` of ``split``.
         split: the training ``Split`` (for its positions, CVACT).
@@ -168,7 +170,7 @@ def make_cached_train_dataset(cache, split, batch_size, *, seed, initial_epoch=0
         initial_epoch: the epoch (0-based) the stream starts at, for a resumed run.
 
     Returns:
-        endless ``tf.data.Dataset`` of dicts: ``ground_features`` float32 ``[B, h, w, c]``,
+        ``tf.data.Dataset`` of dicts: ``ground_features`` float32 ``[B, h, w, c]``,
         ``aerial_features`` float32 ``[B, h', w', c']``, and for splits with positions
         ``utm`` float32 ``[B, 2]`` and ``distance_sq`` float32 ``[B, B]``.
     """

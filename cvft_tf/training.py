@@ -175,7 +175,8 @@ def feature_figures(model, dataset):
 
 def train_data_source(config, model, train_split, counter, initial_epoch):
     """The training stream: cached frozen-stem features when ``config.train.feature_cache``
-    allows it (``cvft_tf.feature_cache``), else decoded images; endless, from ``initial_epoch``."""
+    allows it (``cvft_tf.feature_cache``), else decoded images; endless (repeated), from
+    ``initial_epoch``."""
     ground_size, aerial_size = tuple(config.model.ground_size), tuple(config.model.aerial_size)
     reason = feature_cache_refusal(config, model, len(train_split))
     if reason is None:
@@ -191,7 +192,7 @@ def train_data_source(config, model, train_split, counter, initial_epoch):
         )
         return feature_cache.make_cached_train_dataset(
             cache, train_split, config.train.batch_size, seed=config.train.seed, initial_epoch=initial_epoch
-        )
+        ).repeat()
     if config.train.feature_cache:
         logging.info("Training on images, not cached features: %s", reason)
     return make_train_dataset(
@@ -205,7 +206,7 @@ def train_data_source(config, model, train_split, counter, initial_epoch):
         orientation_noise_deg=config.data.orientation_noise_deg,
         max_bad_fraction=config.data.max_bad_fraction,
         counter=counter,
-    )
+    ).repeat()
 
 
 def feature_cache_refusal(config, model, num_pairs):
@@ -229,9 +230,11 @@ def feature_cache_refusal(config, model, num_pairs):
 
 
 def write_config(config, workdir):
-    """Writes ``<workdir>/config.json``."""
-    with open(os.path.join(workdir, "config.json"), "w") as handle:
+    """Writes ``<workdir>/config.json`` (through a temporary file and a rename)."""
+    path = os.path.join(workdir, "config.json")
+    with open(f"{path}.tmp", "w") as handle:
         handle.write(config.to_json_best_effort(indent=2))
+    os.replace(f"{path}.tmp", path)
 
 
 def read_history(workdir):
@@ -257,8 +260,6 @@ def train(config, workdir):
     """
     os.makedirs(workdir, exist_ok=True)
     keras.utils.set_random_seed(config.train.seed)
-    if config.train.deterministic:
-        tf.config.experimental.enable_op_determinism()
     if config.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
 

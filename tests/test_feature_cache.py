@@ -45,7 +45,9 @@ def test_cached_batches_are_the_stems_of_the_image_batches_in_order(split):
     images = make_train_dataset(split, BATCH, GROUND, AERIAL, seed=SEED, deterministic=True, initial_epoch=1)
     cached = feature_cache.make_cached_train_dataset(cache, split, BATCH, seed=SEED, initial_epoch=1)
     stems = model.frozen_stem()
-    for image_batch, feature_batch in zip(images.take(6), cached.take(6)):  # crosses epoch boundaries
+    one_epoch = feature_cache.make_cached_train_dataset(cache, split, BATCH, seed=SEED)
+    assert len(list(one_epoch)) == NUM_PAIRS // BATCH  # one epoch per iteration
+    for image_batch, feature_batch in zip(images.repeat().take(6), cached.repeat().take(6)):  # three epochs
         np.testing.assert_allclose(
             feature_batch["ground_features"].numpy(), stems.ground.stem(image_batch["ground"]).numpy(), rtol=1e-5, atol=1e-4
         )
@@ -57,8 +59,8 @@ def test_cached_batches_are_the_stems_of_the_image_batches_in_order(split):
 def test_training_on_the_cache_equals_training_on_the_images(split):
     on_images, on_cache = tiny_model(), tiny_model()
     on_cache.set_weights(on_images.get_weights())
-    images = make_train_dataset(split, BATCH, GROUND, AERIAL, seed=SEED, deterministic=True)
-    cached = feature_cache.make_cached_train_dataset(build_cache(on_cache, split), split, BATCH, seed=SEED)
+    images = make_train_dataset(split, BATCH, GROUND, AERIAL, seed=SEED, deterministic=True).repeat()
+    cached = feature_cache.make_cached_train_dataset(build_cache(on_cache, split), split, BATCH, seed=SEED).repeat()
     initial = [w.numpy().copy() for w in on_cache.trainable_weights]
     first = on_images.fit(images, epochs=2, steps_per_epoch=2, shuffle=False, verbose=0).history["loss"]
     second = on_cache.fit(cached, epochs=2, steps_per_epoch=2, shuffle=False, verbose=0).history["loss"]
@@ -80,7 +82,7 @@ def test_a_bad_pair_is_counted_once_and_never_served(split, tmp_path):
     cache = build_cache(model, bad_split, counter)
     assert counter.bad_pairs == 1 and counter.skipped == 1
     np.testing.assert_array_equal(cache.rows, [0, 1, -1, 2, 3, 4])
-    served = feature_cache.make_cached_train_dataset(cache, bad_split, 5, seed=0)
+    served = feature_cache.make_cached_train_dataset(cache, bad_split, 5, seed=0).repeat()
     for batch in served.take(4):
         rows = {tuple(np.round(f[0, 0, :4], 4)) for f in batch["aerial_features"].numpy()}
         assert len(rows) == 5

@@ -9,17 +9,14 @@ import pytest
 
 from configs import synthetic as synthetic_config
 from cvft_tf import checkpoints, training
-from tests.data.fixtures import write_cvusa
+from tests.data.fixtures import write_cvusa_train_val
 
 RAW_GROUND = (32, 176)
 
 
 @pytest.fixture(scope="module")
 def dataset_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("cvusa"))
-    write_cvusa(root, 8, ground_raw=RAW_GROUND, aerial_raw=(64, 64), csv="train-19zl.csv")
-    write_cvusa(root, 6, ground_raw=RAW_GROUND, aerial_raw=(64, 64), csv="val-19zl.csv")
-    return root
+    return write_cvusa_train_val(str(tmp_path_factory.mktemp("cvusa")), RAW_GROUND)
 
 
 def tiny_config(root, epochs, feature_cache=True):

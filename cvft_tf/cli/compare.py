@@ -12,12 +12,13 @@ import os
 from absl import app, flags
 
 from cvft_tf.cli.common import reports_user_errors
+from cvft_tf.cli.exits import run_command
 from cvft_tf.evaluation import compare, figures, recall
 
 _RUNS = flags.DEFINE_multi_string("run", None, "LABEL=WORKDIR of an evaluated run; repeat it.")
 _OUT = flags.DEFINE_string("out", None, "Directory for table.md and recall_curves.png.")
 _MAX_K = flags.DEFINE_integer("max_k", 25, "Largest K of the r@K plot.", lower_bound=1)
-_TITLE = flags.DEFINE_string("title", "", "Title of the table and the plot.")
+_TITLE = flags.DEFINE_string("title", "", "A line written above the table.")
 flags.mark_flags_as_required(["run", "out"])
 
 
@@ -51,13 +52,13 @@ def main(argv):
         handle.write(header + table)
     os.replace(f"{table_path}.tmp", table_path)
     plot_path = os.path.join(_OUT.value, "recall_curves.png")
-    figures.save_png(compare.recall_plot(summaries, title=_TITLE.value), plot_path)
+    figures.save_png(compare.recall_plot(summaries, title="Mean recall at K over each method's runs"), plot_path)
     print(header + table, end="")
     print(f"table: {table_path}\nplot: {plot_path}")
 
 
 def run():
-    app.run(main)
+    run_command(main)
 
 
 if __name__ == "__main__":

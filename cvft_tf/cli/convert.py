@@ -11,6 +11,7 @@ See :mod:`cvft_tf.interop.tf1_checkpoint`.
 from absl import app, flags
 
 from cvft_tf.cli.common import reports_user_errors
+from cvft_tf.cli.exits import run_command
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.interop import tf1_checkpoint
 from cvft_tf.models.cross_view import VARIANTS
@@ -65,7 +66,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_command(main)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from ml_collections import config_flags
 
 from cvft_tf import checkpoints
 from cvft_tf.cli.common import load_trained_model, reports_user_errors
+from cvft_tf.cli.exits import run_command
 from cvft_tf.evaluation import embed, figures, recall
 from cvft_tf.training import eval_dataset, feature_figures, read_split
 
@@ -113,7 +114,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_command(main)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ import keras
 import numpy as np
 from absl import app, flags, logging
 
-from cvft_tf.cli.exits import exit_with_user_error
+from cvft_tf.cli.exits import exit_with_user_error, run_command
 from cvft_tf.data.preprocess import ImageError, preprocess_aerial, read_image
 from cvft_tf.evaluation.place_recall import DEFAULT_CHUNK_SIZE, place_recall
 from cvft_tf.evaluation.recall import REPORTED_KS
@@ -225,7 +225,7 @@ def main(argv):
 
 def run():
     """Console entry point ``cvft-eval-place``."""
-    app.run(main)
+    run_command(main)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from cvft_tf.cli.common import load_trained_model, reports_user_errors
+from cvft_tf.cli.exits import run_command
 from cvft_tf.export import SIGNATURES, export_saved_model
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
@@ -28,7 +29,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_command(main)
 
 
 if __name__ == "__main__":

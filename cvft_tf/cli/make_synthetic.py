@@ -17,7 +17,7 @@ import dataclasses
 
 from absl import app, flags, logging
 
-from cvft_tf.cli.exits import exit_with_user_error
+from cvft_tf.cli.exits import exit_with_user_error, run_command
 from cvft_tf.data.synthetic import writer
 
 FLAGS = flags.FLAGS
@@ -112,7 +112,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    run_command(main)
 
 
 if __name__ == "__main__":

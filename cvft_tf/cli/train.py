@@ -1,14 +1,18 @@
 """``cvft-train --config configs/X.py --workdir DIR``: train, validate each epoch, resume.
 
 Any config field can be overridden: ``--config.train.epochs=3``,
-``--config.data.root=/data/CVUSA``; a misspelt field is an error.
+``--config.data.root=/data/CVUSA``; a misspelt field is an error. With
+``--config.train.deterministic`` the data order is fixed and TensorFlow's ops run
+deterministically (``tf.config.experimental.enable_op_determinism``, for the whole process).
 """
 
+import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
 
 from cvft_tf import training
 from cvft_tf.cli.common import reports_user_errors
+from cvft_tf.cli.exits import run_command
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, TensorBoard, config.json.")
@@ -19,11 +23,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if _CONFIG.value.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
     training.train(_CONFIG.value, _WORKDIR.value)
 
 
 def run():
-    app.run(main)
+    run_command(main)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ they are raised as ``DatasetError`` with that message alone.
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import os
 import re
@@ -278,24 +279,25 @@ def _epoch_noise_seed(seed, epoch):
 
 
 def training_order(num_pairs, seed, initial_epoch=0):
-    """Endless stream of ``(index, noise_seed)``, epoch after epoch from ``initial_epoch``.
+    """One epoch of ``(index, noise_seed)``; each new iteration over it is the next epoch.
 
-    Each epoch lists every pair once in :func:`epoch_order`; ``noise_seed`` (int64, one per
-    epoch, also drawn from ``(seed, epoch)``) seeds that epoch's augmentation.
+    The first iteration lists every pair once in :func:`epoch_order` of ``initial_epoch``,
+    the second in that of ``initial_epoch + 1``, and so on (``.repeat()`` iterates again);
+    ``noise_seed`` (int64, one per epoch, also drawn from ``(seed, epoch)``) seeds that
+    epoch's augmentation. Two datasets made alike give the same epochs.
     """
+    epochs = itertools.count(initial_epoch)
 
-    def one_epoch(epoch):
-        indices, noise_seed = tf.numpy_function(
-            lambda e: (epoch_order(num_pairs, seed, int(e)), _epoch_noise_seed(seed, int(e))),
-            [epoch],
-            [tf.int64, tf.int64],
-            stateful=False,
-        )
+    def next_epoch():
+        epoch = next(epochs)
+        return epoch_order(num_pairs, seed, epoch), _epoch_noise_seed(seed, epoch)
+
+    def one_epoch(_):
+        indices, noise_seed = tf.numpy_function(next_epoch, [], [tf.int64, tf.int64], stateful=True)
         indices.set_shape([num_pairs])
-        noise_seeds = tf.fill([num_pairs], noise_seed)
-        return tf.data.Dataset.from_tensor_slices((indices, noise_seeds))
+        return tf.data.Dataset.from_tensor_slices((indices, tf.fill([num_pairs], noise_seed)))
 
-    return tf.data.Dataset.counter(initial_epoch, dtype=tf.int64).flat_map(one_epoch)
+    return tf.data.Dataset.from_tensors(0).flat_map(one_epoch)
 
 
 def check_training_split(split, batch_size):
@@ -319,16 +321,15 @@ def make_train_dataset(
     max_bad_fraction=0.01,
     counter=None,
 ):
-    """Training batches: endless, reshuffled each epoch, full batches, bad pairs skipped and counted.
+    """Training batches of one epoch, full batches, bad pairs skipped and counted.
 
-    The pairs come in :func:`training_order` from ``initial_epoch`` on; batches run on
-    across epoch boundaries, as the original's reader does (an epoch of ``len(split) //
-    batch_size`` steps reads exactly one epoch's order when ``len(split)`` is a multiple of
-    the batch and no pair is bad).
+    Each iteration over the dataset is the next epoch, in :func:`training_order` from
+    ``initial_epoch`` on (the trainer iterates with ``.repeat()``); the last incomplete
+    batch of an epoch is dropped.
 
     Args:
       split: a ``Split``.
-      batch_size: pairs per batch.
+      batch_size: pairs per batch; the last incomplete batch of an epoch is dropped.
       ground_size: (height, width) of the ground images, INTER_AREA resized to it.
       aerial_size: (height, width) of the aerial images, INTER_AREA resized to it.
       seed: seeds the order and the orientation noise; None draws one.

@@ -15,7 +15,7 @@ import tensorflow as tf
 from configs import cvusa as cvusa_config
 from cvft_tf import checkpoints, training
 from cvft_tf.data.preprocess import preprocess_aerial, preprocess_ground
-from tests.data.fixtures import write_cvusa
+from tests.data.fixtures import write_cvusa_train_val
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RAW_GROUND = (32, 176)
@@ -24,10 +24,7 @@ pytestmark = pytest.mark.large
 
 @pytest.fixture(scope="module")
 def dataset_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("cvusa"))
-    write_cvusa(root, 8, ground_raw=RAW_GROUND, aerial_raw=(64, 64), csv="train-19zl.csv")
-    write_cvusa(root, 6, ground_raw=RAW_GROUND, aerial_raw=(64, 64), csv="val-19zl.csv")
-    return root
+    return write_cvusa_train_val(str(tmp_path_factory.mktemp("cvusa")), RAW_GROUND)
 
 
 def config_overrides(root):

@@ -58,6 +58,13 @@ def write_cvusa(root, n_pairs, ground_raw=(16, 88), aerial_raw=(40, 40), csv="tr
     return csv_path
 
 
+def write_cvusa_train_val(root, ground_raw, aerial_raw=(64, 64), num_train=8, num_val=6):
+    """Writes a tiny CVUSA dataset with both splits (``train-19zl.csv``, ``val-19zl.csv``)."""
+    write_cvusa(root, num_train, ground_raw=ground_raw, aerial_raw=aerial_raw, csv="train-19zl.csv")
+    write_cvusa(root, num_val, ground_raw=ground_raw, aerial_raw=aerial_raw, csv="val-19zl.csv")
+    return root
+
+
 def cvact_ground_path(root, pano_id, extension=".png"):
     return os.path.join(root, "streetview", f"{pano_id}_grdView{extension}")
 

@@ -82,3 +82,21 @@ def test_the_run_curve_is_recomputed_from_the_descriptors(tmp_path):
     distances = 2 - 2 * aerial @ ground.T
     ranks = [(distances[:, i] < distances[i, i]).sum() for i in range(30)]
     np.testing.assert_allclose(run["curve"], [100 * np.mean(np.array(ranks) < k) for k in range(1, 13)])
+
+
+@pytest.mark.large
+def test_the_table1_script_runs_at_tiny_size(tmp_path):
+    env = dict(
+        os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", NUM_TRAIN="8", NUM_VAL="6", SEEDS="0", EPOCHS="1",
+        CONFIG_ARG=",smoke", AERIAL_SIZE="64", GROUND_HEIGHT="32", GROUND_WIDTH="176",
+        EXTRA="--config.data.raw_ground_size=32,176 --config.train.init=hed",
+    )  # fmt: skip
+    out = tmp_path / "table1"
+    result = subprocess.run(["bash", "scripts/table1_synthetic.sh", str(out)], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    table = (out / "table.md").read_text().splitlines()
+    assert [line.split(" | ")[0] for line in table[4:8]] == ["| cvft", "| vgg_conv", "| vgg_gp", "| chance"]
+    assert all(line.split(" | ")[1] == "1" for line in table[4:7])
+    assert (out / "recall_curves.png").is_file()
+    assert len(list((out / "feature_cache").iterdir())) == 1  # same start, one cache for the three variants
