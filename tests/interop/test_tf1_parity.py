@@ -1,8 +1,8 @@
 """The port against the original network written here in TF1 graph ops, through a TF1 checkpoint.
 
-Nothing of the port is trusted: the TF1 graph below is written from
-``shared/specs/cvft-original.md`` with ``tf.compat.v1`` ops and the original's variable scopes
-(``VGG_grd/conv1_1/weights``, ``grd_conv``, ``ot_grd_branchot_fc``, ...). It is initialised with
+Nothing of the port is trusted: the TF1 graph below is written from ``docs/original.md``
+(the original's ``script/ot_net.py`` and ``script/VGG.py``) with ``tf.compat.v1`` ops and the
+original's variable scopes (``VGG_grd/conv1_1/weights``, ``grd_conv``, ``ot_grd_branchot_fc``, ...). It is initialised with
 random weights, run once, and saved by ``tf.compat.v1.train.Saver`` together with real Adam
 slots (``.../Adam``, ``.../Adam_1``, ``beta1_power``, ``beta2_power``) and the original's
 unnamed global step ``Variable``. The checkpoint is converted (by ``scripts/convert.py`` for
