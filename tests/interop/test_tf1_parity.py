@@ -2,8 +2,8 @@
 
 Nothing of the port is trusted: the TF1 graph below is written from ``docs/original.md``
 (the original's ``script/ot_net.py`` and ``script/VGG.py``) with ``tf.compat.v1`` ops and the
-original's variable scopes (``VGG_grd/conv1_1/weights``, ``grd_conv``, ``ot_grd_branchot_fc``, ...). It is initialised with
-random weights, run once, and saved by ``tf.compat.v1.train.Saver`` together with real Adam
+original's variable scopes (``VGG_grd/conv1_1/weights``, ``grd_conv``, ``ot_grd_branchot_fc``,
+...). It is initialised with random weights, run once, and saved by ``tf.compat.v1.train.Saver`` together with real Adam
 slots (``.../Adam``, ``.../Adam_1``, ``beta1_power``, ``beta2_power``) and the original's
 unnamed global step ``Variable``. The checkpoint is converted (by ``scripts/convert.py`` for
 ``cvft``, by the library for the others) and the port's descriptors must equal the graph's.
