@@ -86,17 +86,27 @@ def save_best_model(model, workdir, record):
 def read_best_record(workdir):
     """The record inside ``<workdir>/best.keras``, or None when there is no best model yet.
 
+    A ``best.keras`` written before records were kept inside it (cvft_tf 0.1) has none; its
+    ``best.json`` is read instead, with an infinite validation loss where it has none.
+
     Raises:
-        CheckpointError: ``best.keras`` exists but is not a complete archive with a record.
+        CheckpointError: ``best.keras`` exists but is not a complete archive, or has neither
+            a record nor a ``best.json`` beside it.
     """
     path = os.path.join(workdir, BEST_MODEL)
     if not os.path.exists(path):
         return None
     try:
         with zipfile.ZipFile(path) as archive:
-            return json.loads(archive.read(BEST_RECORD))
-    except (zipfile.BadZipFile, KeyError, ValueError) as error:
-        raise CheckpointError(f"{path} has no readable best-model record ({error}); move it away to resume.") from None
+            if BEST_RECORD in archive.namelist():
+                return json.loads(archive.read(BEST_RECORD))
+    except (zipfile.BadZipFile, ValueError) as error:
+        raise CheckpointError(f"{path} is not a readable .keras archive ({error}); move it away to resume.") from None
+    legacy = os.path.join(workdir, BEST_STATE)
+    if not os.path.exists(legacy):
+        raise CheckpointError(f"{path} has no best-model record and there is no {BEST_STATE}; move it away to resume.")
+    with open(legacy) as handle:
+        return {"val_loss": float("inf"), **json.load(handle)}
 
 
 def save_checkpoint(model, workdir, epoch, best_r1, keep=3):

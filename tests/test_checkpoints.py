@@ -78,5 +78,18 @@ def test_a_kill_after_the_rename_leaves_the_new_model_with_its_own_record(model,
 
 def test_a_best_keras_without_record_is_a_clear_error(model, tmp_path):
     model.save(tmp_path / "best.keras")
-    with pytest.raises(checkpoints.CheckpointError, match="no readable best-model record"):
+    with pytest.raises(checkpoints.CheckpointError, match="has no best-model record and there is no best.json"):
         checkpoints.read_best_record(str(tmp_path))
+    (tmp_path / "best.keras").write_bytes(b"PK not a zip")
+    with pytest.raises(checkpoints.CheckpointError, match="is not a readable .keras archive"):
+        checkpoints.read_best_record(str(tmp_path))
+
+
+def test_a_best_model_of_the_previous_version_resumes_from_its_best_json(model, tmp_path):
+    model.save(tmp_path / "best.keras")
+    old = {"epoch": 3, "r@1": 7.0, "r@5": 20.0, "r@10": 30.0, "r@1%": 9.0}
+    (tmp_path / "best.json").write_text(json.dumps(old))
+    legacy = checkpoints.read_best_record(str(tmp_path))
+    assert legacy == {**old, "val_loss": float("inf")}
+    assert checkpoints.is_better(record(7.0, r5=20.0, r10=30.0, loss=0.9), legacy)
+    assert not checkpoints.is_better(record(6.0, r5=90.0), legacy)
