@@ -50,11 +50,18 @@ def write_json_atomic(data, path):
     os.replace(tmp, path)
 
 
-def save_model_atomic(model, path):
-    """``model.save(path)`` through a temporary ``.keras`` name and a rename."""
+def save_model_atomic(model, path, extra_files=None):
+    """``model.save(path)`` through a temporary ``.keras`` name and a rename.
+
+    ``extra_files`` (dict name -> text) are added to the archive before the rename.
+    """
     directory, name = os.path.split(os.fspath(path))
     tmp = os.path.join(directory, f".partial-{name}")
     model.save(tmp)
+    if extra_files:
+        with zipfile.ZipFile(tmp, "a") as archive:
+            for extra_name, text in extra_files.items():
+                archive.writestr(extra_name, text)
     os.replace(tmp, path)
 
 
@@ -74,12 +81,8 @@ def save_best_model(model, workdir, record):
 
     The record is added to the archive under a temporary name; one rename publishes both.
     """
-    path = os.path.join(workdir, BEST_MODEL)
-    tmp = os.path.join(workdir, f".partial-{BEST_MODEL}")
-    model.save(tmp)
-    with zipfile.ZipFile(tmp, "a") as archive:
-        archive.writestr(BEST_RECORD, json.dumps(record, sort_keys=True))
-    os.replace(tmp, path)
+    record_text = json.dumps(record, sort_keys=True)
+    save_model_atomic(model, os.path.join(workdir, BEST_MODEL), {BEST_RECORD: record_text})
     write_json_atomic(record, os.path.join(workdir, BEST_STATE))
 
 

@@ -204,4 +204,3 @@ def make_cached_train_dataset(cache, split, batch_size, *, seed, initial_epoch=0
         return batch
 
     return dataset.map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
-

@@ -38,7 +38,6 @@ TENSORBOARD_DIR = "tensorboard"
 HISTORY_CSV = "history.csv"
 """Per-epoch logs (loss, validation recall and loss, learning rate), appended on resume."""
 LEARNING_CURVE_PNG = "learning_curve.png"
-RECALL_KEYS = ("r@1", "r@5", "r@10", "r@1%")
 
 
 def read_split(data_config, split):
@@ -118,7 +117,7 @@ class EpochValidation(keras.callbacks.Callback):
         logs["val_loss"] = embed.batched_loss(
             embeddings, self.config.train.batch_size, self.model.loss_gamma, self.model.same_place_radius_m
         )
-        for key in RECALL_KEYS:
+        for key in recall.REPORTED_METRICS:
             logs[f"val_{key}"] = metrics[key]
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         logs["skipped_pairs"] = self.counter.skipped
@@ -128,7 +127,7 @@ class EpochValidation(keras.callbacks.Callback):
             logs["val_loss"], self.counter.skipped, time.time() - started,
         )  # fmt: skip
         self._log_images(embeddings, epoch + 1)
-        record = {"epoch": epoch + 1, "val_loss": logs["val_loss"], **{k: metrics[k] for k in RECALL_KEYS}}
+        record = {"epoch": epoch + 1, "val_loss": logs["val_loss"], **{k: metrics[k] for k in recall.REPORTED_METRICS}}
         if checkpoints.is_better(record, self.best_record):
             self.best_record = record
             checkpoints.save_best_model(self.model, self.workdir, record)

@@ -34,7 +34,7 @@ _MAP_SIZE = flags.DEFINE_list("map_size", None, "Output feature map h,w (must ma
 _COMPARE = flags.DEFINE_list("compare", [], "Other workdirs whose eval/metrics.json curves join the plot.")
 flags.mark_flags_as_required(["config", "workdir"])
 
-REPORTED = ("r@1", "r@5", "r@10", "r@1%")
+REPORTED = recall.REPORTED_METRICS
 
 
 def recall_table(metrics, label, header=True):

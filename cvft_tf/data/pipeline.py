@@ -13,10 +13,10 @@ code's exactly, and batch them as dicts:
 - ``"index"``: int64 [batch], the pair's position in the split (evaluation).
 
 Training reads the pairs in a fresh order each epoch (``epoch_order``: a function of the
-seed and the epoch, so a resumed run reads what an uninterrupted one reads), drops the last incomplete batch and skips a pair whose
-images cannot be used, as the original's reader does, counting the skips in a
-``DecodeCounter``; once more than ``max_bad_fraction`` of the split's pairs have been
-found bad it stops with an error naming the last bad file. Evaluation yields every pair
+seed and the epoch, so a resumed run reads what an uninterrupted one reads), drops the last
+incomplete batch and skips a pair whose images cannot be used, as the original's reader
+does, counting the skips in a ``DecodeCounter``; once more than ``max_bad_fraction`` of
+the split's pairs have been found bad it stops with an error naming the last bad file. Evaluation yields every pair
 once, in split order, and stops with an error naming the file at the first bad image.
 
 Errors raised while iterating come out of TensorFlow as ``tf.errors.InvalidArgumentError``

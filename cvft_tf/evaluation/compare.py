@@ -13,7 +13,7 @@ import numpy as np
 
 from cvft_tf.evaluation import figures, recall
 
-REPORTED = ("r@1", "r@5", "r@10", "r@1%")
+REPORTED = recall.REPORTED_METRICS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +38,10 @@ class MethodSummary:
     num_queries: int
 
 
+METRICS_FILES = ("metrics.json", "ground_descriptors.npy", "aerial_descriptors.npy")
+"""What ``cvft-eval`` writes that a comparison reads."""
+
+
 def read_run(eval_dir, max_k):
     """A run's ``metrics.json``, its ``curve`` recomputed for K = 1..``max_k`` (at most N)
     from the saved descriptors (``metrics.json`` keeps it only up to the r@1% K).
@@ -56,9 +60,6 @@ def read_run(eval_dir, max_k):
     ranks = recall.match_ranks(ground, aerial)
     metrics["curve"] = (100.0 * recall.recall_curve(ranks, min(max_k, len(aerial)))).tolist()
     return metrics
-
-
-METRICS_FILES = ("metrics.json", "ground_descriptors.npy", "aerial_descriptors.npy")
 
 
 def summarize_runs(runs_by_label):

@@ -40,6 +40,9 @@ the 92,802 tiles of CVACT_test at 1024)."""
 REPORTED_KS = (1, 5, 10)
 """The r@K reported by the paper besides r@1%."""
 
+REPORTED_METRICS = (*(f"r@{k}" for k in REPORTED_KS), "r@1%")
+"""Keys of the paper's four numbers in ``summarize``'s result: r@1, r@5, r@10, r@1%."""
+
 _BACKENDS = ("numpy", "tensorflow")
 
 
