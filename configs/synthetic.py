@@ -33,5 +33,6 @@ def get_config(arg=None):
     config.train.epochs = 6
     config.train.batch_size = 16
     config.train.learning_rate = 1e-4
+    config.train.backup_every_steps = 50
     config.eval.batch_size = 32
     return config_base.apply_arg(config, arg)

@@ -1,14 +1,19 @@
-"""Per-epoch checkpoints of a training run: atomic, resumable, with the optimizer state.
+"""Checkpoints of a training run: atomic, resumable at any saved step, with the optimizer state.
 
 A checkpoint is a ``.keras`` file (architecture, weights and optimizer variables, so the
-step count and Adam moments come back) written under a temporary name and renamed into
-place; ``state.json`` (epoch, step, best r@1, file name) is written the same way after it.
-A run stopped at any point (Ctrl-C, kill) leaves the last complete checkpoint loadable.
+step count and Adam moments come back) with the run's state inside it (``CHECKPOINT_STATE``:
+epoch, step in the epoch, batches read, decode counter, dropout RNG and running epoch
+metrics, see ``cvft_tf.run_state``), written under a temporary name and renamed into place;
+``state.json``, a copy of the newest checkpoint's state, is written the same way after it.
+A run stopped at any point (Ctrl-C, SIGTERM, kill, even in the middle of a write) leaves
+its last complete checkpoint loadable; a checkpoint that cannot be read (a truncated file)
+is passed over for the one before it (:func:`load_latest`).
 
 Layout of ``<workdir>``::
 
-    checkpoints/epoch-0003.keras   one per epoch (the last ``keep`` are kept)
-    checkpoints/state.json         the latest complete checkpoint
+    checkpoints/epoch-0003.keras   after each epoch (the last ``keep`` are kept)
+    checkpoints/step-00000457.keras  the step backup inside an epoch (the latest only)
+    checkpoints/state.json         the state of the newest checkpoint
     best.keras, best.json          the model with the best validation recall
 
 ``best.keras`` carries its own record (epoch and validation metrics, ``BEST_RECORD`` inside
@@ -24,6 +29,7 @@ import re
 import zipfile
 
 import keras
+from absl import logging
 
 from cvft_tf.models.cross_view import CrossViewModel
 
@@ -33,13 +39,22 @@ BEST_MODEL = "best.keras"
 BEST_STATE = "best.json"
 BEST_RECORD = "cvft_best_record.json"
 """Name of the record inside ``best.keras``."""
+CHECKPOINT_STATE = "cvft_state.json"
+"""Name of the run state inside a checkpoint."""
+PARTIAL_PREFIX = ".partial-"
+"""Prefix of a file being written; one left behind by a killed run is removed on resume."""
 BEST_ORDER = (("r@1", 1), ("r@5", 1), ("r@10", 1), ("val_loss", -1))
 """How two validations compare: by r@1, a tie by r@5, then r@10, then the lower loss."""
-_NAME = re.compile(r"^epoch-(\d+)\.keras$")
+_EPOCH_NAME = re.compile(r"^epoch-(\d+)\.keras$")
+_STEP_NAME = re.compile(r"^step-(\d+)\.keras$")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not match the requested model."""
+
+
+class UnreadableCheckpointError(CheckpointError):
+    """A checkpoint file that cannot be read (truncated, not a ``.keras`` archive)."""
 
 
 def write_json_atomic(data, path):
@@ -56,7 +71,7 @@ def save_model_atomic(model, path, extra_files=None):
     ``extra_files`` (dict name -> text) are added to the archive before the rename.
     """
     directory, name = os.path.split(os.fspath(path))
-    tmp = os.path.join(directory, f".partial-{name}")
+    tmp = os.path.join(directory, f"{PARTIAL_PREFIX}{name}")
     model.save(tmp)
     if extra_files:
         with zipfile.ZipFile(tmp, "a") as archive:
@@ -112,35 +127,139 @@ def read_best_record(workdir):
         return {"val_loss": float("inf"), **json.load(handle)}
 
 
-def save_checkpoint(model, workdir, epoch, best_r1, keep=3):
-    """Saves the state after ``epoch`` completed epochs and prunes older checkpoints."""
+def checkpoint_name(state):
+    """``epoch-NNNN.keras`` at the end of an epoch, else ``step-NNNNNNNN.keras`` (batches read)."""
+    if state["step_in_epoch"] == 0:
+        return f"epoch-{state['epoch']:04d}.keras"
+    return f"step-{state['batches']:08d}.keras"
+
+
+def save_checkpoint(model, workdir, state, keep=3):
+    """Saves ``model`` with the run ``state`` inside it, then ``state.json``; prunes older files.
+
+    Args:
+        model: the compiled model (its optimizer variables are saved).
+        workdir: the run directory.
+        state: JSON-ready dict with at least ``epoch`` (completed epochs), ``step_in_epoch``
+            and ``batches`` (see ``cvft_tf.run_state``).
+        keep: epoch checkpoints to keep (0: all). Step backups older than this checkpoint
+            are removed.
+
+    Returns:
+        the saved state, with ``checkpoint`` (the file name) and ``step`` (= ``batches``).
+    """
     directory = os.path.join(workdir, CHECKPOINT_DIR)
     os.makedirs(directory, exist_ok=True)
-    name = f"epoch-{epoch:04d}.keras"
-    save_model_atomic(model, os.path.join(directory, name))
-    state = {"epoch": epoch, "step": int(model.optimizer.iterations), "best_r@1": best_r1, "checkpoint": name}
+    name = checkpoint_name(state)
+    state = {**state, "checkpoint": name, "step": state["batches"]}
+    save_model_atomic(model, os.path.join(directory, name), {CHECKPOINT_STATE: json.dumps(state, sort_keys=True)})
     write_json_atomic(state, os.path.join(directory, STATE_FILE))
-    for old in sorted(_epochs(directory))[:-keep] if keep else []:
-        os.remove(os.path.join(directory, f"epoch-{old:04d}.keras"))
+    names = os.listdir(directory)
+    old_backups = [n for n in names if _STEP_NAME.match(n) and n != name]
+    epochs = sorted(int(m.group(1)) for m in map(_EPOCH_NAME.match, names) if m)
+    old_epochs = [f"epoch-{e:04d}.keras" for e in epochs[:-keep]] if keep else []
+    for old in old_backups + old_epochs:
+        os.remove(os.path.join(directory, old))
     return state
 
 
-def _epochs(directory):
-    return [int(m.group(1)) for m in map(_NAME.match, os.listdir(directory)) if m]
+def remove_partial_files(workdir):
+    """Removes the temporary files of writes a killed run left unfinished; returns their paths."""
+    removed = []
+    for directory in (workdir, os.path.join(workdir, CHECKPOINT_DIR)):
+        if os.path.isdir(directory):
+            for name in os.listdir(directory):
+                if name.startswith(PARTIAL_PREFIX) or name.endswith(".json.tmp"):
+                    removed.append(os.path.join(directory, name))
+                    os.remove(removed[-1])
+    return removed
 
 
-def latest_state(workdir):
-    """The state of the latest complete checkpoint in ``workdir``, or None if there is none."""
-    directory = os.path.join(workdir, CHECKPOINT_DIR)
+def read_checkpoint_state(path):
+    """The run state inside checkpoint ``path``, or None for one written before states were
+    kept inside (cvft_tf 0.1).
+
+    Raises:
+        UnreadableCheckpointError: ``path`` is not a complete ``.keras`` archive.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if CHECKPOINT_STATE not in archive.namelist():
+                return None
+            return json.loads(archive.read(CHECKPOINT_STATE))
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise UnreadableCheckpointError(f"{path} is not a readable .keras archive ({error})") from None
+
+
+def _legacy_state(directory):
+    """``state.json`` of a run whose checkpoints have no state inside, in today's form; or None."""
     path = os.path.join(directory, STATE_FILE)
     if not os.path.exists(path):
         return None
     with open(path) as handle:
         state = json.load(handle)
-    state["path"] = os.path.join(directory, state["checkpoint"])
-    if not os.path.exists(state["path"]):
-        raise CheckpointError(f"{path} names {state['checkpoint']}, which is missing from {directory}")
-    return state
+    return {"step_in_epoch": 0, "batches": state["step"], **state}
+
+
+def checkpoint_candidates(workdir):
+    """The checkpoints of ``workdir`` to resume from, newest first, and the unreadable ones.
+
+    Returns:
+        ``(states, problems)``: ``states`` are run-state dicts with ``path`` added, sorted by
+        batches read (newest first; the epoch checkpoint first when a step backup holds the
+        same state); ``problems`` are messages about files that cannot be read.
+    """
+    directory = os.path.join(workdir, CHECKPOINT_DIR)
+    if not os.path.isdir(directory):
+        return [], []
+    states, problems = [], []
+    legacy = _legacy_state(directory)
+    for name in sorted(os.listdir(directory)):
+        if not (_EPOCH_NAME.match(name) or _STEP_NAME.match(name)):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            state = read_checkpoint_state(path)
+        except UnreadableCheckpointError as error:
+            problems.append(str(error))
+            continue
+        if state is None and legacy is not None and legacy.get("checkpoint") == name:
+            state = legacy
+        if state is not None:
+            states.append({**state, "path": path})
+    states.sort(key=lambda state: (state["batches"], state["step_in_epoch"] == 0), reverse=True)
+    return states, problems
+
+
+def latest_state(workdir):
+    """The state (with ``path``) of the newest readable checkpoint in ``workdir``, or None."""
+    states, _ = checkpoint_candidates(workdir)
+    return states[0] if states else None
+
+
+def load_latest(workdir, expected_model_config=None):
+    """Loads the newest checkpoint of ``workdir`` that can be read; returns ``(model, state)``.
+
+    A checkpoint that cannot be read (truncated, unreadable) is logged and passed over for
+    the one before it; ``(None, None)`` when the workdir has no checkpoint at all.
+
+    Raises:
+        CheckpointError: checkpoints exist but none can be read (each problem listed), or
+            the newest readable one does not match ``expected_model_config``.
+    """
+    states, problems = checkpoint_candidates(workdir)
+    for problem in problems:
+        logging.warning("Passing over an unreadable checkpoint: %s", problem)
+    for state in states:
+        try:
+            return load_model(state["path"], expected_model_config), state
+        except UnreadableCheckpointError as error:
+            logging.warning("Passing over an unreadable checkpoint: %s", error)
+            problems.append(str(error))
+    if problems:
+        listed = "\n  ".join(problems)
+        raise CheckpointError(f"No checkpoint of {workdir} can be read:\n  {listed}\nMove them away to start afresh.")
+    return None, None
 
 
 def load_model(path, expected_model_config=None):
@@ -156,7 +275,7 @@ def load_model(path, expected_model_config=None):
     try:
         model = keras.saving.load_model(path)
     except Exception as error:  # noqa: BLE001 - re-raised with the file name
-        raise CheckpointError(f"Cannot load checkpoint {path}: {error}") from error
+        raise UnreadableCheckpointError(f"Cannot load checkpoint {path}: {error}") from error
     if not isinstance(model, CrossViewModel):
         raise CheckpointError(f"{path} holds a {type(model).__name__}, not a CrossViewModel.")
     if expected_model_config is not None:

@@ -157,7 +157,7 @@ def load_or_build_feature_cache(model_split, split, ground_size, aerial_size, ba
     return cache
 
 
-def make_cached_train_dataset(cache, split, batch_size, *, seed, initial_epoch=0):
+def make_cached_train_dataset(cache, split, batch_size, *, seed, start_batch=0):
     """Training batches of cached features, in the order of ``pipeline.make_train_dataset``.
 
     One epoch per iteration, as ``make_train_dataset``; the last incomplete batch is dropped.
@@ -167,7 +167,7 @@ def make_cached_train_dataset(cache, split, batch_size, *, seed, initial_epoch=0
         split: the training ``Split`` (for its positions, CVACT).
         batch_size: pairs per batch.
         seed: the run's seed (the same one ``make_train_dataset`` would get).
-        initial_epoch: the epoch (0-based) the stream starts at, for a resumed run.
+        start_batch: batches already read, for a resumed run (``pipeline.stream_position``).
 
     Returns:
         ``tf.data.Dataset`` of dicts: ``ground_features`` float32 ``[B, h, w, c]``,
@@ -179,7 +179,8 @@ def make_cached_train_dataset(cache, split, batch_size, *, seed, initial_epoch=0
             f"{split.name} has {len(cache.ground)} usable pairs, fewer than one batch of {batch_size}"
         )
     rows = tf.constant(cache.rows)
-    dataset = pipeline.training_order(len(split), seed, initial_epoch)
+    start = pipeline.stream_position(start_batch, cache.rows >= 0, batch_size, seed)
+    dataset = pipeline.training_order(len(split), seed, start)
     dataset = dataset.map(lambda index, noise_seed: (index, tf.gather(rows, index)))
     dataset = dataset.filter(lambda index, row: row >= 0)
     dataset = dataset.batch(batch_size, drop_remainder=True)

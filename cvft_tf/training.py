@@ -2,12 +2,17 @@
 
 Each epoch: ``model.fit`` runs the custom ``train_step`` (progress bar with loss, in-batch
 r@1 and step time), then :class:`EpochValidation` embeds the validation split once,
-computes r@1/5/10/1% and the validation loss, logs scalars and images to TensorBoard,
-keeps the best model (``checkpoints.is_better``), and writes a resumable checkpoint (see
-``checkpoints``); ``history.csv`` gets the epoch's logs and, at the end,
-``learning_curve.png`` draws them. Restarted on the same workdir, training resumes from the
-latest checkpoint with its epoch, step and optimizer moments, and reads the pairs in the
-order an uninterrupted run would (``pipeline.training_order``).
+computes r@1/5/10/1% and the validation loss, logs scalars and images to TensorBoard and
+keeps the best model (``checkpoints.is_better``); ``history.csv`` gets the epoch's logs and,
+at the end, ``learning_curve.png`` draws them; then ``TrainingCheckpoints`` writes the
+epoch's checkpoint. It also writes a step backup every ``config.train.backup_every_steps``
+steps, and one when SIGINT or SIGTERM asks the run to stop (``stop_signals``).
+
+Restarted on the same workdir, training resumes from the newest readable checkpoint, even
+one in the middle of an epoch: its weights, optimizer moments and step count, dropout RNG,
+running epoch metrics and decode counter come back (``run_state``), and the training stream
+starts where an uninterrupted run would be (``pipeline.stream_position``). With
+``config.train.deterministic`` the resumed run ends with the uninterrupted run's weights.
 
 An epoch is ``len(split) // batch_size`` steps (or ``config.train.steps_per_epoch``) drawn
 from the reshuffled, repeated training stream. With skipped pairs the original ended an
@@ -27,12 +32,15 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from cvft_tf import checkpoints, feature_cache
+from cvft_tf import checkpoints, feature_cache, run_state
 from cvft_tf.data import cvact, cvusa
 from cvft_tf.data.pipeline import DecodeCounter, dataset_errors, make_eval_dataset, make_train_dataset
 from cvft_tf.evaluation import embed, figures, recall
 from cvft_tf.interop.imagenet import initialize_weights
 from cvft_tf.models.cross_view import VGG_VARIANTS, build_model
+from cvft_tf.output_dirs import make_output_directory
+from cvft_tf.stop_signals import StopSignals
+from cvft_tf.training_checkpoints import TrainingCheckpoints
 
 TENSORBOARD_DIR = "tensorboard"
 HISTORY_CSV = "history.csv"
@@ -87,7 +95,7 @@ def compile_model(model, config):
 
 
 class EpochValidation(keras.callbacks.Callback):
-    """After each epoch: validate, log, keep the best model, write the checkpoint.
+    """After each epoch: validate, log, keep the best model.
 
     The best model is the one with the best validation record by ``checkpoints.is_better``
     (r@1, ties broken by r@5, r@10, then the lower validation loss).
@@ -131,9 +139,10 @@ class EpochValidation(keras.callbacks.Callback):
         if checkpoints.is_better(record, self.best_record):
             self.best_record = record
             checkpoints.save_best_model(self.model, self.workdir, record)
-        checkpoints.save_checkpoint(
-            self.model, self.workdir, epoch + 1, self.best_record["r@1"], keep=self.config.train.keep_checkpoints
-        )
+
+    def best_r1(self):
+        """The best validation r@1 so far, or None before the first validation."""
+        return None if self.best_record is None else self.best_record["r@1"]
 
     def _log_images(self, embeddings, step):
         count = min(self.config.eval.num_figure_queries, len(embeddings.ground))
@@ -172,10 +181,11 @@ def feature_figures(model, dataset):
     return result
 
 
-def train_data_source(config, model, train_split, counter, initial_epoch):
-    """The training stream: cached frozen-stem features when ``config.train.feature_cache``
-    allows it (``cvft_tf.feature_cache``), else decoded images; endless (repeated), from
-    ``initial_epoch``."""
+def train_stream(config, model, train_split, counter):
+    """The training stream: a function ``start_batch -> endless (repeated) tf.data.Dataset``
+    starting after ``start_batch`` batches; cached frozen-stem features when
+    ``config.train.feature_cache`` allows it (``cvft_tf.feature_cache``; the cache is built
+    here, once), else decoded images."""
     ground_size, aerial_size = tuple(config.model.ground_size), tuple(config.model.aerial_size)
     reason = feature_cache_refusal(config, model, len(train_split))
     if reason is None:
@@ -189,19 +199,19 @@ def train_data_source(config, model, train_split, counter, initial_epoch):
             max_bad_fraction=config.data.max_bad_fraction,
             cache_dir=config.train.feature_cache_dir,
         )
-        return feature_cache.make_cached_train_dataset(
-            cache, train_split, config.train.batch_size, seed=config.train.seed, initial_epoch=initial_epoch
+        return lambda start_batch: feature_cache.make_cached_train_dataset(
+            cache, train_split, config.train.batch_size, seed=config.train.seed, start_batch=start_batch
         ).repeat()
     if config.train.feature_cache:
         logging.info("Training on images, not cached features: %s", reason)
-    return make_train_dataset(
+    return lambda start_batch: make_train_dataset(
         train_split,
         config.train.batch_size,
         ground_size,
         aerial_size,
         seed=config.train.seed,
         deterministic=config.train.deterministic,
-        initial_epoch=initial_epoch,
+        start_batch=start_batch,
         orientation_noise_deg=config.data.orientation_noise_deg,
         max_bad_fraction=config.data.max_bad_fraction,
         counter=counter,
@@ -236,6 +246,22 @@ def write_config(config, workdir):
     os.replace(f"{path}.tmp", path)
 
 
+def trim_history(workdir, epochs):
+    """Keeps the rows of the first ``epochs`` epochs in ``history.csv`` (a resumed run logs the
+    rest again); rewritten through a temporary file and a rename."""
+    path = os.path.join(workdir, HISTORY_CSV)
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) < epochs]
+    if len(kept) == len(rows):
+        return
+    with open(f"{path}.tmp", "w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+    os.replace(f"{path}.tmp", path)
+
+
 def read_history(workdir):
     """``history.csv`` as a dict column -> list of floats (one per epoch)."""
     with open(os.path.join(workdir, HISTORY_CSV), newline="") as handle:
@@ -251,52 +277,114 @@ def write_learning_curve(workdir, num_val_pairs):
     return path
 
 
+def resume_or_start(config, workdir):
+    """The model to train and the run state it resumes from (None for a fresh run).
+
+    Raises:
+        checkpoints.CheckpointError: no checkpoint can be read, the newest does not match
+            ``config.model``, or its position does not fit ``config.train``.
+    """
+    removed = checkpoints.remove_partial_files(workdir)
+    if removed:
+        logging.info("Removed unfinished writes of an earlier run: %s", removed)
+    model, state = checkpoints.load_latest(workdir, config.model)
+    if model is None:
+        logging.info("Training %s from %s in %s", config.model.variant, config.train.init or "random init", workdir)
+        return new_model(config), None
+    try:
+        run_state.restore_rng(model, state)
+    except ValueError as error:
+        raise checkpoints.CheckpointError(f"{state['path']}: {error}") from None
+    logging.info("Resuming from %s: epoch %d, step %d", state["path"], state["epoch"] + 1, state["step_in_epoch"])
+    return model, state
+
+
+def fit_segments(epoch, step_in_epoch, epochs, steps_per_epoch):
+    """The ``model.fit`` calls that train from ``(epoch, step_in_epoch)`` to the end:
+    ``(initial_epoch, end_epoch, steps_per_epoch)`` each; the rest of a started epoch first.
+
+    Raises:
+        checkpoints.CheckpointError: the position lies past the end of an epoch of
+            ``steps_per_epoch`` steps (the config changed since the checkpoint).
+    """
+    if step_in_epoch >= steps_per_epoch:
+        raise checkpoints.CheckpointError(
+            f"the checkpoint is at step {step_in_epoch} of epoch {epoch + 1}, but an epoch now has "
+            f"{steps_per_epoch} steps; resume with the run's batch size and steps_per_epoch"
+        )
+    segments = []
+    if step_in_epoch:
+        segments.append((epoch, epoch + 1, steps_per_epoch - step_in_epoch))
+        epoch += 1
+    if epoch < epochs:
+        segments.append((epoch, epochs, steps_per_epoch))
+    return segments
+
+
 def train(config, workdir):
     """Trains (or resumes) the model of ``config`` in ``workdir``; returns the model.
 
     ``config.json`` is written once the run is known to start or to resume with a matching
     checkpoint, never before a mismatch is reported.
+
+    Raises:
+        StoppedBySignal: SIGINT or SIGTERM stopped the run (its state is saved first when
+            it was training).
     """
-    os.makedirs(workdir, exist_ok=True)
+    make_output_directory(workdir, "workdir")
     keras.utils.set_random_seed(config.train.seed)
     if config.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
 
-    train_split = read_split(config.data, config.data.train_split)
-    val_split = read_split(config.data, config.data.val_split)
-    state = checkpoints.latest_state(workdir)
-    if state is None:
-        model, initial_epoch = new_model(config), 0
-        logging.info("Training %s from %s in %s", config.model.variant, config.train.init or "random init", workdir)
-    else:
-        model = checkpoints.load_model(state["path"], config.model)
-        initial_epoch = state["epoch"]
-        logging.info("Resuming from %s: epoch %d, step %d", state["path"], state["epoch"], state["step"])
-    best_record = checkpoints.read_best_record(workdir)
-    write_config(config, workdir)
-    if initial_epoch >= config.train.epochs:
-        logging.info("Already trained for %d epochs (config.train.epochs=%d).", initial_epoch, config.train.epochs)
-        return model
+    with StopSignals() as stop:
+        train_split = read_split(config.data, config.data.train_split)
+        val_split = read_split(config.data, config.data.val_split)
+        model, state = resume_or_start(config, workdir)
+        best_record = checkpoints.read_best_record(workdir)
+        write_config(config, workdir)
+        position = state or {"epoch": 0, "step_in_epoch": 0, "batches": 0}
+        steps_per_epoch = config.train.steps_per_epoch or len(train_split) // config.train.batch_size
+        segments = fit_segments(position["epoch"], position["step_in_epoch"], config.train.epochs, steps_per_epoch)
+        if not segments:
+            logging.info("Already trained %d epochs (config.train.epochs=%d).", position["epoch"], config.train.epochs)
+            return model
+        trim_history(workdir, position["epoch"])
 
-    counter = DecodeCounter()
-    val_data = eval_dataset(config, val_split)
-    callbacks = [
-        EpochValidation(config, workdir, val_split, val_data, counter, best_record),
-        keras.callbacks.CSVLogger(os.path.join(workdir, HISTORY_CSV), append=True),
-        keras.callbacks.TensorBoard(os.path.join(workdir, TENSORBOARD_DIR), update_freq="epoch"),
-    ]
-    steps_per_epoch = config.train.steps_per_epoch or len(train_split) // config.train.batch_size
-    with dataset_errors():
-        train_data = train_data_source(config, model, train_split, counter, initial_epoch)
-        model.fit(
-            train_data,
-            epochs=config.train.epochs,
-            initial_epoch=initial_epoch,
+        counter = DecodeCounter((state or {}).get("decode"))
+        validation = EpochValidation(config, workdir, val_split, eval_dataset(config, val_split), counter, best_record)
+        checkpointing = TrainingCheckpoints(
+            workdir,
             steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks,
-            shuffle=False,
-            verbose=1 if os.isatty(1) else 2,
+            epochs=config.train.epochs,
+            backup_every_steps=config.train.backup_every_steps,
+            keep=config.train.keep_checkpoints,
+            counter=counter,
+            best_r1=validation.best_r1,
+            stop=stop,
+            resume_state=state,
         )
+        callbacks = [
+            validation,
+            keras.callbacks.CSVLogger(os.path.join(workdir, HISTORY_CSV), append=True),
+            keras.callbacks.TensorBoard(os.path.join(workdir, TENSORBOARD_DIR), update_freq="epoch"),
+            checkpointing,
+        ]
+        with dataset_errors():
+            stream = train_stream(config, model, train_split, counter)
+            for initial_epoch, end_epoch, steps in segments:
+                stop.deferring = True
+                try:
+                    model.fit(
+                        stream(checkpointing.batches),
+                        epochs=end_epoch,
+                        initial_epoch=initial_epoch,
+                        steps_per_epoch=steps,
+                        callbacks=callbacks,
+                        shuffle=False,
+                        verbose=1 if os.isatty(1) else 2,
+                    )
+                finally:
+                    stop.deferring = False
     logging.info("Best validation: %s", checkpoints.read_best_record(workdir))
     logging.info("Learning curve: %s", write_learning_curve(workdir, len(val_split)))
     return model

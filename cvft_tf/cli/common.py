@@ -11,12 +11,14 @@ from cvft_tf.data.pipeline import DatasetError
 from cvft_tf.interop.imagenet import WeightsMismatchError, initialize_weights
 from cvft_tf.interop.tf1_checkpoint import CheckpointMismatchError
 from cvft_tf.models.cross_view import build_model
+from cvft_tf.output_dirs import OutputDirectoryError
 
 USER_ERRORS = (
     DatasetError,
     checkpoints.CheckpointError,
     CheckpointMismatchError,
     WeightsMismatchError,
+    OutputDirectoryError,
     FileNotFoundError,
 )
 """Errors caused by the user's input: reported as a message and exit status 2, no traceback."""

@@ -16,6 +16,9 @@ def base_config():
     """The original's settings: CVFT variant, Adam 1e-5 (epsilon 1e-8, TF1's), batch 32, VGG16
     ImageNet start.
 
+    ``train.backup_every_steps``: a step backup every that many steps inside an epoch (0:
+    none), so a preempted run loses at most that many steps (``training_checkpoints``).
+
     ``train.feature_cache``: train on the frozen blocks' features computed once
     (``cvft_tf.feature_cache``; the same maths), when they fit in ``feature_cache_max_gb``
     and nothing changes the images between epochs; otherwise on the images. With
@@ -61,6 +64,7 @@ def base_config():
     config.train.init = "imagenet"
     config.train.steps_per_epoch = 0
     config.train.keep_checkpoints = 3
+    config.train.backup_every_steps = 200
     config.train.feature_cache = True
     config.train.feature_cache_max_gb = 4.0
     config.train.feature_cache_dir = ""

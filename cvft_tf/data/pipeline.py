@@ -13,9 +13,10 @@ code's exactly, and batch them as dicts:
 - ``"index"``: int64 [batch], the pair's position in the split (evaluation).
 
 Training reads the pairs in a fresh order each epoch (``epoch_order``: a function of the
-seed and the epoch, so a resumed run reads what an uninterrupted one reads), drops the last
-incomplete batch and skips a pair whose images cannot be used, as the original's reader
-does, counting the skips in a ``DecodeCounter``; once more than ``max_bad_fraction`` of
+seed and the epoch), drops the last incomplete batch and skips a pair whose images cannot be
+used, as the original's reader does, counting the skips in a ``DecodeCounter``. The batches
+form one stream over the epochs; a run resumed after ``n`` batches starts the stream at
+``stream_position(n, ...)`` and reads what an uninterrupted run reads from there; once more than ``max_bad_fraction`` of
 the split's pairs have been found bad it stops with an error naming the last bad file. Evaluation yields every pair
 once, in split order, and stops with an error naming the file at the first bad image.
 
@@ -157,17 +158,31 @@ class DecodeCounter:
       bad_pairs: distinct pairs found bad so far; ``max_bad_fraction`` applies to this.
 
     Use one counter per training dataset (pairs are told apart by their index in the split).
+    A resumed run continues from the saved :meth:`state` (``DecodeCounter(state)``).
     """
 
-    def __init__(self):
+    def __init__(self, state=None):
+        state = state or {}
         self._lock = threading.Lock()
-        self._bad = set()
-        self.seen = 0
-        self.skipped = 0
+        self._bad = set(state.get("bad_pairs", ()))
+        self.seen = int(state.get("seen", 0))
+        self.skipped = int(state.get("skipped", 0))
 
     @property
     def bad_pairs(self):
         return len(self._bad)
+
+    def state(self):
+        """JSON-ready dict: ``seen``, ``skipped`` and ``bad_pairs`` (sorted split indices)."""
+        with self._lock:
+            return {"seen": self.seen, "skipped": self.skipped, "bad_pairs": sorted(self._bad)}
+
+    def usable(self, num_pairs):
+        """bool [num_pairs]: False for the pairs found bad so far."""
+        mask = np.ones(num_pairs, bool)
+        with self._lock:
+            mask[list(self._bad)] = False
+        return mask
 
     def _count(self, index, ok):
         with self._lock:
@@ -278,24 +293,53 @@ def _epoch_noise_seed(seed, epoch):
     return np.int64(np.random.default_rng([seed, epoch, _NOISE_STREAM]).integers(2**62))
 
 
-def training_order(num_pairs, seed, initial_epoch=0):
+def stream_position(batches, usable, batch_size, seed):
+    """Where the training stream stands after ``batches`` full batches.
+
+    Each epoch reads the usable pairs in :func:`epoch_order` and yields
+    ``usable.sum() // batch_size`` batches (the last incomplete one is dropped).
+
+    Args:
+      batches: batches read so far (over all epochs).
+      usable: bool [num_pairs], False for pairs known to be bad. Every pair before the
+        position has been decoded, so any bad one among them is known; pairs not yet
+        decoded may still count as usable without changing the answer.
+      batch_size: pairs per batch.
+      seed: the run's seed.
+
+    Returns:
+      ``(epoch, offset)``: the next batch starts at position ``offset`` of epoch
+      ``epoch``'s order (an uninterrupted run reads the same batches from there).
+    """
+    batches_per_epoch = int(np.sum(usable)) // batch_size
+    if batches_per_epoch == 0:
+        raise DatasetError(f"{int(np.sum(usable))} usable pairs are fewer than one batch of {batch_size}")
+    epoch, batch = divmod(int(batches), batches_per_epoch)
+    usable_positions = np.flatnonzero(usable[epoch_order(len(usable), seed, epoch)])
+    return epoch, int(usable_positions[batch * batch_size])
+
+
+def training_order(num_pairs, seed, start=(0, 0)):
     """One epoch of ``(index, noise_seed)``; each new iteration over it is the next epoch.
 
-    The first iteration lists every pair once in :func:`epoch_order` of ``initial_epoch``,
-    the second in that of ``initial_epoch + 1``, and so on (``.repeat()`` iterates again);
-    ``noise_seed`` (int64, one per epoch, also drawn from ``(seed, epoch)``) seeds that
-    epoch's augmentation. Two datasets made alike give the same epochs.
+    The first iteration lists the pairs of :func:`epoch_order` of epoch ``start[0]`` from
+    position ``start[1]`` on (see :func:`stream_position`), the second every pair in the
+    order of the epoch after, and so on (``.repeat()`` iterates again); ``noise_seed``
+    (int64, one per epoch, also drawn from ``(seed, epoch)``) seeds that epoch's
+    augmentation. Two datasets made alike give the same epochs.
     """
-    epochs = itertools.count(initial_epoch)
+    first_epoch, first_offset = start
+    epochs = itertools.count(first_epoch)
+    offsets = itertools.chain([first_offset], itertools.repeat(0))
 
     def next_epoch():
         epoch = next(epochs)
-        return epoch_order(num_pairs, seed, epoch), _epoch_noise_seed(seed, epoch)
+        return epoch_order(num_pairs, seed, epoch)[next(offsets) :], _epoch_noise_seed(seed, epoch)
 
     def one_epoch(_):
         indices, noise_seed = tf.numpy_function(next_epoch, [], [tf.int64, tf.int64], stateful=True)
-        indices.set_shape([num_pairs])
-        return tf.data.Dataset.from_tensor_slices((indices, tf.fill([num_pairs], noise_seed)))
+        indices.set_shape([None])
+        return tf.data.Dataset.from_tensor_slices((indices, tf.fill(tf.shape(indices), noise_seed)))
 
     return tf.data.Dataset.from_tensors(0).flat_map(one_epoch)
 
@@ -316,7 +360,7 @@ def make_train_dataset(
     *,
     seed=None,
     deterministic=False,
-    initial_epoch=0,
+    start_batch=0,
     orientation_noise_deg=0.0,
     max_bad_fraction=0.01,
     counter=None,
@@ -324,7 +368,7 @@ def make_train_dataset(
     """Training batches of one epoch, full batches, bad pairs skipped and counted.
 
     Each iteration over the dataset is the next epoch, in :func:`training_order` from
-    ``initial_epoch`` on (the trainer iterates with ``.repeat()``); the last incomplete
+    ``start_batch`` on (the trainer iterates with ``.repeat()``); the last incomplete
     batch of an epoch is dropped.
 
     Args:
@@ -335,12 +379,15 @@ def make_train_dataset(
       seed: seeds the order and the orientation noise; None draws one.
       deterministic: keep the element order fixed for a given ``seed`` (parallel decoding
         may otherwise reorder); needs a ``seed``.
-      initial_epoch: the epoch (0-based) the stream starts at, for a resumed run.
+      start_batch: batches already read, for a resumed run: the stream starts where an
+        uninterrupted one would be (:func:`stream_position`; the pairs found bad so far
+        are those of ``counter``).
       orientation_noise_deg: D; each panorama is turned by an azimuth uniform in [-D, D]
         degrees (``preprocess.random_azimuth_shift``), drawn anew each epoch.
       max_bad_fraction: the share of the split's pairs that may be bad (skipped); one more
         stops the iteration with a DatasetError (see ``dataset_errors``) naming the file.
-      counter: a ``DecodeCounter`` to count in (pass one to log it), or None.
+      counter: a ``DecodeCounter`` to count in (pass one to log it; a resumed run's
+        restored one), or None.
 
     Returns:
       ``tf.data.Dataset`` of dicts: ``ground`` float32 [batch_size, *ground_size, 3],
@@ -356,10 +403,10 @@ def make_train_dataset(
         raise ValueError("deterministic=True needs a seed")
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**31)
-    decode = _decoder(
-        split, ground_size, aerial_size, counter or DecodeCounter(), max_bad_fraction
-    )
-    dataset = training_order(len(split), seed, initial_epoch).map(
+    counter = counter or DecodeCounter()
+    decode = _decoder(split, ground_size, aerial_size, counter, max_bad_fraction)
+    start = stream_position(start_batch, counter.usable(len(split)), batch_size, seed)
+    dataset = training_order(len(split), seed, start).map(
         _element_fn(split, ground_size, aerial_size, decode, orientation_noise_deg),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from cvft_tf import data
-from cvft_tf.data import cvusa
+from cvft_tf.data import cvusa, pipeline
 from tests.data import fixtures
 
 N_PAIRS = 8
@@ -121,6 +121,43 @@ def test_too_many_bad_pairs_stop_training_naming_the_file(split):
         6: f"{split.sources[6]}: {split.ground_paths[6]} is not a readable image",
     }
     assert any(message.endswith(cause) for cause in causes.values())
+
+
+def _batch_orders(expected, dataset, count):
+    """The pair indices of the first ``count`` batches of the endless ``dataset``."""
+    return [_pair_order(expected, [batch]) for batch in dataset.repeat().take(count)]
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_a_stream_started_after_n_batches_reads_what_an_uninterrupted_one_reads(split, broken):
+    expected = _expected_grounds(split)
+    bad = _break_pairs(split) if broken else []
+    counter = data.DecodeCounter()
+    uninterrupted = _batch_orders(expected, _train(split, 2, seed=3, deterministic=True, counter=counter,
+                                                   max_bad_fraction=0.5), 9)  # fmt: skip
+    assert sum(uninterrupted, []) and not set(sum(uninterrupted, [])) & set(bad)
+    for start in (1, 2, 4, 5):
+        restored = data.DecodeCounter(counter.state())
+        resumed = _train(split, 2, seed=3, deterministic=True, counter=restored, start_batch=start,
+                         max_bad_fraction=0.5)  # fmt: skip
+        assert _batch_orders(expected, resumed, 9 - start) == uninterrupted[start:], start
+
+
+def test_stream_position_skips_the_known_bad_pairs():
+    usable = np.ones(8, bool)
+    usable[[1, 4]] = False  # 6 usable pairs: 2 batches of 3 per epoch
+    order = pipeline.epoch_order(8, 7, 1)
+    epoch, offset = pipeline.stream_position(3, usable, 3, seed=7)
+    assert epoch == 1 and usable[order[offset]]
+    assert int(np.sum(usable[order[:offset]])) == 3  # one batch of epoch 1 already read
+    with pytest.raises(data.DatasetError, match="2 usable pairs are fewer than one batch of 3"):
+        pipeline.stream_position(0, usable[:3], 3, seed=7)
+
+
+def test_decode_counter_state_round_trips():
+    counter = data.DecodeCounter({"seen": 5, "skipped": 2, "bad_pairs": [4, 1]})
+    assert counter.state() == {"seen": 5, "skipped": 2, "bad_pairs": [1, 4]}
+    assert counter.bad_pairs == 2 and counter.usable(6).tolist() == [True, False, True, True, False, True]
 
 
 def test_run_time_error_without_the_context_manager_is_a_clear_tf_error(split):
