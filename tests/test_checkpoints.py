@@ -93,3 +93,47 @@ def test_a_best_model_of_the_previous_version_resumes_from_its_best_json(model, 
     assert legacy == {**old, "val_loss": float("inf")}
     assert checkpoints.is_better(record(7.0, r5=20.0, r10=30.0, loss=0.9), legacy)
     assert not checkpoints.is_better(record(6.0, r5=90.0), legacy)
+
+
+def run_state(epoch, step_in_epoch, batches):
+    return {"epoch": epoch, "step_in_epoch": step_in_epoch, "batches": batches, "best_r@1": None}
+
+
+def test_the_newest_checkpoint_is_the_one_with_most_batches_and_backups_are_pruned(model, tmp_path):
+    workdir = str(tmp_path)
+    assert checkpoints.latest_state(workdir) is None and checkpoints.load_latest(workdir) == (None, None)
+    checkpoints.save_checkpoint(model, workdir, run_state(1, 0, 4))
+    checkpoints.save_checkpoint(model, workdir, run_state(1, 2, 6))
+    state = checkpoints.latest_state(workdir)
+    assert (state["checkpoint"], state["batches"], state["step"]) == ("step-00000006.keras", 6, 6)
+    assert checkpoints.read_checkpoint_state(state["path"])["step_in_epoch"] == 2
+    with open(os.path.join(workdir, "checkpoints", "state.json")) as handle:
+        assert json.load(handle)["checkpoint"] == "step-00000006.keras"
+    checkpoints.save_checkpoint(model, workdir, run_state(2, 0, 8), keep=1)
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["epoch-0002.keras", "state.json"]
+
+
+def test_an_unreadable_newest_checkpoint_is_passed_over(model, tmp_path):
+    workdir = str(tmp_path)
+    checkpoints.save_checkpoint(model, workdir, run_state(1, 0, 4))
+    newest = checkpoints.save_checkpoint(model, workdir, run_state(1, 3, 7))
+    with open(os.path.join(workdir, "checkpoints", newest["checkpoint"]), "r+b") as handle:
+        handle.truncate(1000)
+    loaded, state = checkpoints.load_latest(workdir)
+    assert state["checkpoint"] == "epoch-0001.keras" and isinstance(loaded, CrossViewModel)
+    with open(state["path"], "r+b") as handle:
+        handle.truncate(1000)
+    with pytest.raises(checkpoints.CheckpointError, match="No checkpoint of .* can be read") as error:
+        checkpoints.load_latest(workdir)
+    assert "epoch-0001.keras is not a readable .keras archive" in str(error.value)
+    assert "step-00000007.keras is not a readable .keras archive" in str(error.value)
+
+
+def test_unfinished_writes_of_a_killed_run_are_removed(tmp_path):
+    os.makedirs(tmp_path / "checkpoints")
+    leftovers = [tmp_path / ".partial-best.keras", tmp_path / "checkpoints" / ".partial-epoch-0002.keras",
+                 tmp_path / "checkpoints" / "state.json.tmp"]  # fmt: skip
+    for path in leftovers + [tmp_path / "best.keras"]:
+        path.write_bytes(b"x")
+    assert sorted(checkpoints.remove_partial_files(str(tmp_path))) == sorted(map(str, leftovers))
+    assert os.listdir(tmp_path / "checkpoints") == [] and os.path.exists(tmp_path / "best.keras")

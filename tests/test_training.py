@@ -76,3 +76,19 @@ def test_adam_epsilon_is_the_originals():
     config.train.init = ""
     model = training.new_model(config)
     assert model.optimizer.epsilon == 1e-8
+
+
+def test_fit_segments_finish_a_started_epoch_first():
+    assert training.fit_segments(0, 0, 3, 4) == [(0, 3, 4)]
+    assert training.fit_segments(1, 3, 3, 4) == [(1, 2, 1), (2, 3, 4)]
+    assert training.fit_segments(2, 1, 3, 4) == [(2, 3, 3)]
+    assert training.fit_segments(3, 0, 3, 4) == []
+    with pytest.raises(checkpoints.CheckpointError, match="at step 4 of epoch 2, but an epoch now has 4 steps"):
+        training.fit_segments(1, 4, 3, 4)
+
+
+def test_a_resumed_run_drops_the_history_rows_it_will_log_again(tmp_path):
+    path = tmp_path / training.HISTORY_CSV
+    path.write_text("epoch,loss\n0,1.5\n1,1.25\n2,1.0\n")
+    training.trim_history(str(tmp_path), 2)
+    assert training.read_history(str(tmp_path)) == {"epoch": [0.0, 1.0], "loss": [1.5, 1.25]}
