@@ -44,5 +44,7 @@ def test_a_state_with_other_seed_generators_is_refused():
 def test_epoch_end_states_have_no_running_metrics():
     model = CrossViewModel("vgg_gp", **TINY)
     model.compile(optimizer=keras.optimizers.Adam())
-    state = run_state.capture_run_state(model, epoch=2, step_in_epoch=0, batches=8, best_r1=5.0, counter=DecodeCounter())
+    state = run_state.capture_run_state(
+        model, epoch=2, step_in_epoch=0, batches=8, best_r1=5.0, counter=DecodeCounter()
+    )
     assert state["metrics"] == {} and state["best_r@1"] == 5.0
