@@ -192,13 +192,15 @@ def read_checkpoint_state(path):
 
 
 def _legacy_state(directory):
-    """``state.json`` of a run whose checkpoints have no state inside, in today's form; or None."""
+    """``state.json`` of a run whose checkpoints have no state inside, in today's form; or None
+    when there is none or it cannot be read (today's checkpoints do not need it)."""
     path = os.path.join(directory, STATE_FILE)
-    if not os.path.exists(path):
+    try:
+        with open(path) as handle:
+            state = json.load(handle)
+        return {"step_in_epoch": 0, "batches": state["step"], **state}
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    with open(path) as handle:
-        state = json.load(handle)
-    return {"step_in_epoch": 0, "batches": state["step"], **state}
 
 
 def checkpoint_candidates(workdir):
@@ -272,6 +274,8 @@ def load_model(path, expected_model_config=None):
     """
     if not os.path.exists(path):
         raise CheckpointError(f"Checkpoint {path} does not exist.")
+    if not zipfile.is_zipfile(path):
+        raise UnreadableCheckpointError(f"{path} is not a readable .keras archive (truncated or corrupt)")
     try:
         model = keras.saving.load_model(path)
     except Exception as error:  # noqa: BLE001 - re-raised with the file name

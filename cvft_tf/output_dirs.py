@@ -19,6 +19,8 @@ def make_output_directory(path, what="output directory"):
         OutputDirectoryError: ``path`` cannot be created (a file is in the way, no
             permission) or written; the message names ``what``, the path and the reason.
     """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputDirectoryError(f"cannot write to the {what} {path}: it is a file, not a directory")
     try:
         os.makedirs(path, exist_ok=True)
         probe = os.path.join(path, PROBE_NAME)

@@ -137,3 +137,11 @@ def test_unfinished_writes_of_a_killed_run_are_removed(tmp_path):
         path.write_bytes(b"x")
     assert sorted(checkpoints.remove_partial_files(str(tmp_path))) == sorted(map(str, leftovers))
     assert os.listdir(tmp_path / "checkpoints") == [] and os.path.exists(tmp_path / "best.keras")
+
+
+def test_a_corrupt_state_json_does_not_hide_the_checkpoints(model, tmp_path):
+    workdir = str(tmp_path)
+    checkpoints.save_checkpoint(model, workdir, run_state(1, 0, 4))
+    with open(os.path.join(workdir, "checkpoints", "state.json"), "w") as handle:
+        handle.write('{"epoch": 1,')
+    assert checkpoints.latest_state(workdir)["checkpoint"] == "epoch-0001.keras"

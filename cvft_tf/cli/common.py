@@ -6,18 +6,24 @@ import os
 from absl import logging
 
 from cvft_tf import checkpoints
+from cvft_tf.cli.config_base import ConfigError
 from cvft_tf.cli.exits import exit_with_user_error
 from cvft_tf.data.pipeline import DatasetError
-from cvft_tf.interop.imagenet import WeightsMismatchError, initialize_weights
-from cvft_tf.interop.tf1_checkpoint import CheckpointMismatchError
+from cvft_tf.evaluation.compare import EvaluationFolderError
+from cvft_tf.interop.imagenet import WeightsFileError, WeightsMismatchError, initialize_weights
+from cvft_tf.interop.tf1_checkpoint import CheckpointMismatchError, CheckpointReadError
 from cvft_tf.models.cross_view import build_model
 from cvft_tf.output_dirs import OutputDirectoryError
 
 USER_ERRORS = (
     DatasetError,
+    ConfigError,
     checkpoints.CheckpointError,
     CheckpointMismatchError,
+    CheckpointReadError,
     WeightsMismatchError,
+    WeightsFileError,
+    EvaluationFolderError,
     OutputDirectoryError,
     FileNotFoundError,
 )
@@ -47,7 +53,10 @@ def load_trained_model(config, workdir, weights=None):
             ``cvft-convert``), ``.keras``, or a TF1 checkpoint prefix.
 
     Raises:
-        checkpoints.CheckpointError: nothing to load, or weights that do not fit.
+        checkpoints.CheckpointError: nothing to load, an unreadable ``best.keras``, or a
+            model that does not match ``config.model``.
+        WeightsFileError, WeightsMismatchError, ...: ``weights`` cannot be read or do not fit
+            (see :func:`~cvft_tf.interop.imagenet.initialize_weights`).
     """
     if weights:
         model = build_model(**config.model)

@@ -14,6 +14,7 @@ from absl import app, flags
 from cvft_tf.cli.common import reports_user_errors
 from cvft_tf.cli.exits import run_command
 from cvft_tf.evaluation import compare, figures, recall
+from cvft_tf.output_dirs import make_output_directory
 
 _RUNS = flags.DEFINE_multi_string("run", None, "LABEL=WORKDIR of an evaluated run; repeat it.")
 _OUT = flags.DEFINE_string("out", None, "Directory for table.md and recall_curves.png.")
@@ -46,7 +47,7 @@ def main(argv):
     chance = recall.chance_levels(summaries[0].num_queries)
     table = compare.markdown_table(summaries, chance)
     header = f"{_TITLE.value}\n\n" if _TITLE.value else ""
-    os.makedirs(_OUT.value, exist_ok=True)
+    make_output_directory(_OUT.value, "--out directory")
     table_path = os.path.join(_OUT.value, "table.md")
     with open(f"{table_path}.tmp", "w") as handle:
         handle.write(header + table)

@@ -8,8 +8,16 @@ Each config file calls :func:`base_config`, sets its dataset fields and applies 
 
 import ml_collections
 
+from cvft_tf.data import cvact
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.models.cross_view import VARIANTS
+
+DATASETS = ("cvusa", "cvact")
+"""Values of ``config.data.name``."""
+
+
+class ConfigError(ValueError):
+    """A config value that the commands cannot use (a size that is not two positive integers, ...)."""
 
 
 def base_config():
@@ -109,6 +117,49 @@ def apply_arg(config, arg):
             config.model.backbone_kwargs = ml_collections.ConfigDict(SMOKE_BACKBONE)
             config.model.salad_kwargs = ml_collections.ConfigDict(SMOKE_SALAD)
     return config
+
+
+def check_model_section(config):
+    """Checks the sizes of ``config.model``, which ml_collections types only as tuples.
+
+    Raises:
+        ConfigError: naming the field, what it must be and what it is.
+    """
+    _check_size(config, "model.ground_size")
+    _check_size(config, "model.aerial_size")
+    _check_size(config, "model.map_size", optional=True)
+
+
+def check_dataset_sections(config):
+    """Checks ``config.data`` and ``config.eval`` for reading and evaluating a split.
+
+    Raises:
+        ConfigError: an unknown dataset or CVACT split, no dataset root, a raw panorama size
+            that is not two positive integers, a batch or chunk size below 1.
+    """
+    if config.data.name not in DATASETS:
+        raise ConfigError(f"config.data.name must be one of {DATASETS}, got {config.data.name!r}")
+    if not config.data.root:
+        raise ConfigError("config.data.root is empty: pass --config.data.root=/path/to/dataset")
+    _check_size(config, "data.raw_ground_size", optional=True)
+    if config.data.name == "cvact" and config.eval.split not in cvact.SPLIT_FIELDS:
+        splits = sorted(cvact.SPLIT_FIELDS)
+        raise ConfigError(f"config.eval.split must be one of {splits} for CVACT, got {config.eval.split!r}")
+    for field in ("batch_size", "chunk_size"):
+        if config.eval[field] < 1:
+            raise ConfigError(f"config.eval.{field} must be a positive integer, got {config.eval[field]}")
+
+
+def _check_size(config, field, optional=False):
+    """Raises ConfigError unless ``config.<field>`` (e.g. ``"model.ground_size"``) is two
+    positive integers, or None when ``optional``."""
+    section, name = field.split(".")
+    value = config[section][name]
+    if value is None and optional:
+        return
+    is_pair = isinstance(value, (tuple, list)) and len(value) == 2
+    if not is_pair or not all(isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in value):
+        raise ConfigError(f"config.{field} must be (height, width), two positive integers; got {value!r}")
 
 
 SMOKE_BACKBONE = dict(

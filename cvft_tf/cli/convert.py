@@ -8,6 +8,8 @@ all of them, any missing, unexpected or wrong-shape variable (optimizer slots ar
 See :mod:`cvft_tf.interop.tf1_checkpoint`.
 """
 
+import os
+
 from absl import app, flags
 
 from cvft_tf.cli.common import reports_user_errors
@@ -15,6 +17,7 @@ from cvft_tf.cli.exits import run_command
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.interop import tf1_checkpoint
 from cvft_tf.models.cross_view import VARIANTS
+from cvft_tf.output_dirs import make_output_directory
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -37,8 +40,8 @@ def _size(values, name):
         size = tuple(int(value) for value in values)
     except ValueError:
         size = ()
-    if len(size) != 2:
-        raise app.UsageError(f"--{name} takes two integers H,W; got {','.join(values)!r}.")
+    if len(size) != 2 or min(size) < 1:
+        raise app.UsageError(f"--{name} takes two positive integers H,W; got {','.join(values)!r}.")
     return size
 
 
@@ -50,8 +53,12 @@ def main(argv):
         raise app.UsageError("--tf1_checkpoint and --out are required.")
     if not FLAGS.out.endswith(".weights.h5"):
         raise app.UsageError(f"--out must end in .weights.h5 (Keras weights), got {FLAGS.out!r}.")
+    if os.path.isdir(FLAGS.out):
+        raise app.UsageError(f"--out {FLAGS.out} is a directory; give the path of the .weights.h5 file to write.")
+    prefix = tf1_checkpoint.resolve_checkpoint_prefix(FLAGS.tf1_checkpoint)
+    make_output_directory(os.path.dirname(os.path.abspath(FLAGS.out)), "folder of --out")
     rows = tf1_checkpoint.convert_checkpoint(
-        FLAGS.tf1_checkpoint,
+        prefix,
         FLAGS.out,
         variant=FLAGS.variant,
         ground_size=_size(FLAGS.ground_size, "ground_size"),

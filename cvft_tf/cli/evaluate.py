@@ -12,7 +12,6 @@ prints r@1, r@5, r@10, r@1% with their chance levels and writes into ``DIR/eval`
   ``transport_plan.png`` (map variants).
 """
 
-import json
 import os
 
 import numpy as np
@@ -21,8 +20,10 @@ from ml_collections import config_flags
 
 from cvft_tf import checkpoints
 from cvft_tf.cli.common import load_trained_model, reports_user_errors
+from cvft_tf.cli.config_base import check_dataset_sections, check_model_section
 from cvft_tf.cli.exits import run_command
-from cvft_tf.evaluation import embed, figures, recall
+from cvft_tf.evaluation import compare, embed, figures, recall
+from cvft_tf.output_dirs import make_output_directory
 from cvft_tf.training import eval_dataset, feature_figures, read_split
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
@@ -45,12 +46,41 @@ def recall_table(metrics, label, header=True):
     return f"{'':<14}" + "".join(f"{k:>9}" for k in REPORTED) + "\n" + row
 
 
-def write_figures(model, dataset, split, embeddings, metrics, out_dir, num_queries, compare):
+def map_size_flag(values):
+    """``--map_size h,w`` -> (h, w), two positive integers."""
+    try:
+        size = tuple(int(value) for value in values)
+    except ValueError:
+        size = ()
+    if len(size) != 2 or min(size) < 1:
+        raise app.UsageError(f"--map_size takes two positive integers h,w; got {','.join(values)!r}.")
+    return size
+
+
+def compared_curves(workdirs):
+    """The r@K curves of ``--compare`` workdirs, by workdir name, read before any work is done.
+
+    Raises:
+        FileNotFoundError, compare.EvaluationFolderError: a workdir without a readable ``eval/metrics.json``.
+    """
+    return {
+        os.path.basename(os.path.normpath(workdir)): compare.read_metrics(os.path.join(workdir, "eval"))["curve"]
+        for workdir in workdirs
+    }
+
+
+def save_npy_atomic(array, path):
+    """``np.save`` to ``path`` through a temporary name and a rename (never a partial file at ``path``)."""
+    directory, name = os.path.split(path)
+    partial = os.path.join(directory, f".partial-{name}")
+    with open(partial, "wb") as handle:
+        np.save(handle, array)
+    os.replace(partial, path)
+
+
+def write_figures(model, dataset, split, embeddings, metrics, out_dir, num_queries, other_curves):
     """Writes the PNG figures of one evaluation; returns their paths."""
-    curves = {"this run": metrics["curve"]}
-    for other in compare:
-        with open(os.path.join(other, "eval", "metrics.json")) as handle:
-            curves[os.path.basename(os.path.normpath(other))] = json.load(handle)["curve"]
+    curves = {"this run": metrics["curve"], **other_curves}
     images = {"recall_curve": figures.recall_curve_figure(curves, title="Recall at K")}
     count = min(num_queries, len(embeddings.ground))
     top = recall.top_k_indices(embeddings.ground[:count], embeddings.aerial, k=min(5, len(embeddings.aerial)))
@@ -77,11 +107,15 @@ def main(argv):
     if _NOISE.value is not None:
         config.eval.orientation_noise_deg = _NOISE.value
     if _MAP_SIZE.value:
-        config.model.map_size = tuple(int(v) for v in _MAP_SIZE.value)
+        config.model.map_size = map_size_flag(_MAP_SIZE.value)
+    check_model_section(config)
+    check_dataset_sections(config)
     out_dir = _OUT.value or os.path.join(_WORKDIR.value, "eval")
+    other_curves = compared_curves(_COMPARE.value)
 
-    model = load_trained_model(config, _WORKDIR.value, _WEIGHTS.value)
     split = read_split(config.data, config.eval.split)
+    model = load_trained_model(config, _WORKDIR.value, _WEIGHTS.value)
+    make_output_directory(out_dir, "evaluation output directory")
     dataset = eval_dataset(config, split)
     logging.info("Embedding %d pairs of %s", len(split), split.name)
     embeddings = embed.embed_split(model, dataset)
@@ -94,13 +128,12 @@ def main(argv):
         chance=recall.chance_levels(len(embeddings.aerial)),
     )
 
-    os.makedirs(out_dir, exist_ok=True)
-    np.save(os.path.join(out_dir, "ground_descriptors.npy"), embeddings.ground)
-    np.save(os.path.join(out_dir, "aerial_descriptors.npy"), embeddings.aerial)
+    save_npy_atomic(embeddings.ground, os.path.join(out_dir, "ground_descriptors.npy"))
+    save_npy_atomic(embeddings.aerial, os.path.join(out_dir, "aerial_descriptors.npy"))
     if embeddings.utm is not None:
-        np.save(os.path.join(out_dir, "utm.npy"), embeddings.utm)
+        save_npy_atomic(embeddings.utm, os.path.join(out_dir, "utm.npy"))
     figure_paths = write_figures(
-        model, dataset, split, embeddings, metrics, out_dir, config.eval.num_figure_queries, _COMPARE.value
+        model, dataset, split, embeddings, metrics, out_dir, config.eval.num_figure_queries, other_curves
     )
     checkpoints.write_json_atomic(metrics, os.path.join(out_dir, "metrics.json"))
 

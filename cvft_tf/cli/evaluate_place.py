@@ -34,18 +34,23 @@ A query without positives counts as a miss (as in SALAD's evaluation).
 import csv
 import json
 import os
+import pickle
 import tempfile
+import zipfile
 
 import keras
 import numpy as np
 from absl import app, flags, logging
 
+from cvft_tf.checkpoints import write_json_atomic
 from cvft_tf.cli.exits import exit_with_user_error, run_command
 from cvft_tf.data.preprocess import ImageError, preprocess_aerial, read_image
 from cvft_tf.evaluation.place_recall import DEFAULT_CHUNK_SIZE, place_recall
 from cvft_tf.evaluation.recall import REPORTED_KS
+from cvft_tf.interop.imagenet import WeightsFileError
 from cvft_tf.models.dinov2 import SALAD_TEST_SIZE, preprocess_image
 from cvft_tf.models.place_recognition import PlaceRecognitionModel
+from cvft_tf.output_dirs import OutputDirectoryError, make_output_directory
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
@@ -56,13 +61,17 @@ _DATABASE_DIR = flags.DEFINE_string("database_dir", None, "Folder of database im
 _GROUND_TRUTH = flags.DEFINE_string("ground_truth", None, "Positives per query: .json, .csv or .npy (see --help).")
 _IMAGE_SIZE = flags.DEFINE_list("image_size", [str(s) for s in SALAD_TEST_SIZE], "Network input H,W (or one side).")
 _OUT = flags.DEFINE_string("out", None, "Output directory for metrics.json.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Images per forward pass.")
-_CHUNK_SIZE = flags.DEFINE_integer("chunk_size", DEFAULT_CHUNK_SIZE, "Queries per distance block.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Images per forward pass.", lower_bound=1)
+_CHUNK_SIZE = flags.DEFINE_integer("chunk_size", DEFAULT_CHUNK_SIZE, "Queries per distance block.", lower_bound=1)
 flags.mark_flags_as_required(["weights", "query_dir", "database_dir", "ground_truth"])
 
 
 class GroundTruthError(ValueError):
-    """A ground-truth file that does not fit the image folders."""
+    """A ground-truth file that cannot be read or does not fit the image folders."""
+
+
+class PlaceModelError(ValueError):
+    """A ``--weights`` or ``--model_config`` that does not give a PlaceRecognitionModel."""
 
 
 def list_images(folder):
@@ -93,33 +102,18 @@ def load_ground_truth(path, query_names, database_names):
 
     Raises:
         FileNotFoundError: ``path`` is missing.
-        GroundTruthError: unknown format, or names/indices not among the images.
+        GroundTruthError: unknown format, a file that cannot be read as its format, or
+            names/indices not among the images.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ground truth file {path!r} not found")
     extension = os.path.splitext(path)[1].lower()
     if extension == ".npy":
-        positives = np.load(path, allow_pickle=True)
-        if len(positives) != len(query_names):
-            raise GroundTruthError(f"{path} has {len(positives)} rows for {len(query_names)} query images")
-        positives = [np.asarray(p, np.int64).reshape(-1) for p in positives]
-        bad = [p for p in positives if p.size and (p.min() < 0 or p.max() >= len(database_names))]
-        if bad:
-            raise GroundTruthError(f"{path} has database indices outside [0, {len(database_names)})")
-        return list(query_names), positives
-    if extension == ".json":
-        with open(path) as file:
-            mapping = json.load(file)
-        if not isinstance(mapping, dict):
-            raise GroundTruthError(f"{path} must hold an object mapping query names to lists of database names")
-        rows = [(query, list(names)) for query, names in mapping.items()]
-    elif extension == ".csv":
-        with open(path, newline="") as file:
-            rows = [(row[0], [name for name in row[1:] if name]) for row in csv.reader(file) if row]
-        if rows and rows[0][0].strip().lower() == "query":
-            rows = rows[1:]
-    else:
+        return list(query_names), _read_npy_positives(path, len(query_names), len(database_names))
+    readers = {".json": _read_json_rows, ".csv": _read_csv_rows}
+    if extension not in readers:
         raise GroundTruthError(f"unknown ground truth format {extension!r} ({path}); expected .json, .csv or .npy")
+    rows = readers[extension](path)
     query_set = set(query_names)
     database_index = {name: index for index, name in enumerate(database_names)}
     missing = [query for query, _ in rows if query not in query_set]
@@ -129,15 +123,59 @@ def load_ground_truth(path, query_names, database_names):
     return [query for query, _ in rows], [np.asarray([database_index[n] for n in names], np.int64) for _, names in rows]
 
 
+def _read_npy_positives(path, num_queries, num_database):
+    """The ``.npy`` format: one int64 array of database indices per query, checked."""
+    try:
+        positives = [np.asarray(p, np.int64).reshape(-1) for p in np.load(path, allow_pickle=True)]
+    except (ValueError, TypeError, OSError, EOFError, pickle.UnpicklingError) as error:
+        raise GroundTruthError(f"{path} is not a readable .npy array of database indices per query ({error})") from None
+    if len(positives) != num_queries:
+        raise GroundTruthError(f"{path} has {len(positives)} rows for {num_queries} query images")
+    if any(p.size and (p.min() < 0 or p.max() >= num_database) for p in positives):
+        raise GroundTruthError(f"{path} has database indices outside [0, {num_database})")
+    return positives
+
+
+def _read_json_rows(path):
+    """The ``.json`` format: ``[(query name, [database name, ...]), ...]``."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            mapping = json.load(file)
+    except ValueError as error:
+        raise GroundTruthError(f"{path} is not valid JSON ({error})") from None
+    is_mapping = isinstance(mapping, dict) and all(
+        isinstance(names, list) and all(isinstance(name, str) for name in names) for names in mapping.values()
+    )
+    if not is_mapping:
+        raise GroundTruthError(f"{path} must hold an object mapping query names to lists of database names")
+    return list(mapping.items())
+
+
+def _read_csv_rows(path):
+    """The ``.csv`` format: ``[(query name, [database name, ...]), ...]``, without a header row."""
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            rows = [(row[0], [name for name in row[1:] if name]) for row in csv.reader(file) if row]
+    except (ValueError, csv.Error) as error:
+        raise GroundTruthError(f"{path} is not a readable CSV file ({error})") from None
+    if rows and rows[0][0].strip().lower() == "query":
+        rows = rows[1:]
+    return rows
+
+
 def load_place_model(weights, image_size, model_config=None):
-    """The :class:`PlaceRecognitionModel` of ``weights`` at ``image_size`` (see module docstring)."""
-    if not os.path.isfile(weights):
-        raise FileNotFoundError(f"weights file {weights!r} not found")
+    """The :class:`PlaceRecognitionModel` of ``weights`` at ``image_size`` (see module docstring).
+
+    Raises:
+        FileNotFoundError: ``weights`` or ``model_config`` is missing.
+        PlaceModelError: ``weights`` is a directory, of another format or another model, or
+            does not fit the model; or ``model_config`` does not describe a model.
+        WeightsFileError: a ``.weights.h5`` that cannot be read.
+    """
+    _check_weights_path(weights)
     image_size = tuple(image_size)
     if weights.endswith(".keras"):
-        model = keras.saving.load_model(weights)
-        if not isinstance(model, PlaceRecognitionModel):
-            raise ValueError(f"{weights} holds a {type(model).__name__}, not a PlaceRecognitionModel")
+        model = _load_keras_file(weights)
         if model.image_size == image_size:
             return model
         resized = PlaceRecognitionModel.from_config({**model.get_config(), "image_size": list(image_size)})
@@ -146,13 +184,58 @@ def load_place_model(weights, image_size, model_config=None):
             model.save_weights(path)
             resized.load_weights(path)
         return resized
-    kwargs = {}
-    if model_config is not None:
-        with open(model_config) as file:
-            kwargs = json.load(file)
-    model = PlaceRecognitionModel(image_size=image_size, **kwargs)
-    model.load_weights(weights)
+    kwargs = {} if model_config is None else read_model_config(model_config)
+    source = f"--model_config {model_config}" if model_config else "the default model (no --model_config)"
+    try:
+        model = PlaceRecognitionModel(image_size=image_size, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise PlaceModelError(f"{source} does not describe a PlaceRecognitionModel: {error}") from None
+    try:
+        model.load_weights(weights)
+    except OSError as error:
+        raise WeightsFileError(
+            f"{weights} is not a readable Keras weights file (truncated or not HDF5): {error}"
+        ) from None
+    except ValueError as error:
+        raise PlaceModelError(f"{weights} does not fit the model of {source}: {error}") from None
     return model
+
+
+def _check_weights_path(weights):
+    """Raises unless ``weights`` is an existing ``.keras`` or ``.weights.h5`` file."""
+    if os.path.isdir(weights):
+        kind = "a SavedModel directory" if os.path.isfile(os.path.join(weights, "saved_model.pb")) else "a directory"
+        raise PlaceModelError(f"--weights {weights} is {kind}; give a .keras file or a .weights.h5 file")
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"weights file {weights!r} not found")
+    if not weights.endswith((".keras", ".weights.h5")):
+        raise PlaceModelError(f"--weights {weights} is neither a .keras nor a .weights.h5 file")
+
+
+def _load_keras_file(path):
+    """The PlaceRecognitionModel saved in ``.keras`` file ``path``, its class checked before loading."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            class_name = json.loads(archive.read("config.json")).get("class_name")
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as error:
+        raise PlaceModelError(f"{path} is not a readable .keras archive (truncated or corrupt): {error}") from None
+    if class_name != PlaceRecognitionModel.__name__:
+        raise PlaceModelError(f"{path} holds a {class_name}, not a PlaceRecognitionModel")
+    return keras.saving.load_model(path)
+
+
+def read_model_config(path):
+    """The keyword arguments of ``PlaceRecognitionModel`` in JSON file ``path``."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model config file {path!r} not found")
+    try:
+        with open(path, encoding="utf-8") as file:
+            kwargs = json.load(file)
+    except ValueError as error:
+        raise PlaceModelError(f"--model_config {path} is not valid JSON ({error})") from None
+    if not isinstance(kwargs, dict):
+        raise PlaceModelError(f"--model_config {path} must hold a JSON object of PlaceRecognitionModel arguments")
+    return kwargs
 
 
 def embed_images(model, paths, batch_size):
@@ -181,11 +264,16 @@ def evaluate(
     batch_size=16,
     chunk_size=DEFAULT_CHUNK_SIZE,
 ):
-    """Embeds both folders, scores R@1/5/10 and writes ``out_dir/metrics.json``; returns the metrics."""
+    """Embeds both folders, scores R@1/5/10 and writes ``out_dir/metrics.json``; returns the metrics.
+
+    Every input and ``out_dir`` are checked before the images are embedded.
+    """
     query_names = list_images(query_dir)
     database_names = list_images(database_dir)
     queries, positives = load_ground_truth(ground_truth, query_names, database_names)
     model = load_place_model(weights, image_size, model_config)
+    if out_dir is not None:
+        make_output_directory(out_dir, "--out directory")
     logging.info("Embedding %d queries and %d database images", len(queries), len(database_names))
     query_descriptors = embed_images(model, [os.path.join(query_dir, q) for q in queries], batch_size)
     database_descriptors = embed_images(model, [os.path.join(database_dir, d) for d in database_names], batch_size)
@@ -193,31 +281,46 @@ def evaluate(
     metrics = {f"recall@{k}": value for k, value in recalls.items()}
     metrics.update(num_queries=len(queries), num_database=len(database_names))
     if out_dir is not None:
-        os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "metrics.json"), "w") as file:
-            json.dump(metrics, file, indent=2)
+        write_json_atomic(metrics, os.path.join(out_dir, "metrics.json"))
     return metrics
+
+
+def image_size_flag(values):
+    """``--image_size H,W`` (or one side for a square) -> (H, W), positive integers."""
+    try:
+        size = tuple(int(value) for value in values)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size *= 2
+    if len(size) != 2 or min(size) < 1:
+        raise app.UsageError(f"--image_size takes one or two positive integers (H,W); got {','.join(values)!r}.")
+    return size
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    image_size = [int(s) for s in _IMAGE_SIZE.value]
-    if len(image_size) == 1:
-        image_size *= 2
     try:
         metrics = evaluate(
             _WEIGHTS.value,
             _QUERY_DIR.value,
             _DATABASE_DIR.value,
             _GROUND_TRUTH.value,
-            image_size=tuple(image_size),
+            image_size=image_size_flag(_IMAGE_SIZE.value),
             out_dir=_OUT.value,
             model_config=_MODEL_CONFIG.value,
             batch_size=_BATCH_SIZE.value,
             chunk_size=_CHUNK_SIZE.value,
         )
-    except (FileNotFoundError, GroundTruthError, ImageError) as error:
+    except (
+        FileNotFoundError,
+        GroundTruthError,
+        PlaceModelError,
+        ImageError,
+        WeightsFileError,
+        OutputDirectoryError,
+    ) as error:
         exit_with_user_error(error)
     print("  ".join(f"R@{k}: {100 * metrics[f'recall@{k}']:.2f}" for k in REPORTED_KS))
     print(f"queries: {metrics['num_queries']}  database: {metrics['num_database']}")

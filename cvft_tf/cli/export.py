@@ -1,15 +1,20 @@
 """``cvft-export --config configs/X.py --workdir DIR --out SAVEDMODEL``: SavedModel export.
 
 Signatures ``ground``, ``aerial`` (uint8 RGB, any size) and ``ground_preprocessed``,
-``aerial_preprocessed`` (float32 at model size); see ``cvft_tf.export``.
+``aerial_preprocessed`` (float32 at model size); see ``cvft_tf.export``. An earlier SavedModel
+at ``--out`` is replaced; a file or a directory of other files there is refused.
 """
+
+import os
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from cvft_tf.cli.common import load_trained_model, reports_user_errors
+from cvft_tf.cli.config_base import check_model_section
 from cvft_tf.cli.exits import run_command
 from cvft_tf.export import SIGNATURES, export_saved_model
+from cvft_tf.output_dirs import OutputDirectoryError, make_output_directory
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir holding best.keras or checkpoints/.")
@@ -18,10 +23,33 @@ _OUT = flags.DEFINE_string("out", None, "Output SavedModel directory.")
 flags.mark_flags_as_required(["config", "workdir", "out"])
 
 
+def check_export_path(path):
+    """Checks that ``path`` can become the SavedModel and creates its parent directory.
+
+    The export replaces what is at ``path``: an earlier SavedModel may be there, but not a
+    file or a directory of anything else, which would be lost.
+
+    Raises:
+        OutputDirectoryError: naming ``path`` and what is in the way.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputDirectoryError(
+            f"--out {path} is a file, not a SavedModel directory; remove it or choose another --out"
+        )
+    if os.path.isdir(path) and os.listdir(path) and not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise OutputDirectoryError(
+            f"--out {path} is a directory that holds no saved_model.pb; the export would replace its files: "
+            "choose an empty or new --out"
+        )
+    make_output_directory(os.path.dirname(os.path.abspath(path)), "folder of --out")
+
+
 @reports_user_errors
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    check_model_section(_CONFIG.value)
+    check_export_path(_OUT.value)
     model = load_trained_model(_CONFIG.value, _WORKDIR.value, _WEIGHTS.value)
     path = export_saved_model(model, _OUT.value)
     logging.info("SavedModel with signatures %s written to %s", ", ".join(SIGNATURES), path)

@@ -19,6 +19,7 @@ from absl import app, flags, logging
 
 from cvft_tf.cli.exits import exit_with_user_error, run_command
 from cvft_tf.data.synthetic import writer
+from cvft_tf.output_dirs import OutputDirectoryError, make_output_directory
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Dataset root to create (must be empty unless --overwrite).")
@@ -34,8 +35,7 @@ flags.DEFINE_integer("ground_width", None, "Panorama width, pixels (default: the
 flags.DEFINE_float(
     "ground_vfov",
     None,
-    "Panorama elevation range about the horizon, degrees (default: CVUSA square pixels, "
-    "CVACT 90, raw CVACT 180).",
+    "Panorama elevation range about the horizon, degrees (default: CVUSA square pixels, CVACT 90, raw CVACT 180).",
     lower_bound=1.0,
     upper_bound=180.0,
 )
@@ -46,9 +46,7 @@ flags.DEFINE_float(
     lower_bound=1.0,
 )
 flags.DEFINE_float("spacing", writer.SPACING, "Metres between train/val locations.", lower_bound=1.0)
-flags.DEFINE_float(
-    "test_spacing", writer.TEST_SPACING, "CVACT only: metres between test locations.", lower_bound=1.0
-)
+flags.DEFINE_float("test_spacing", writer.TEST_SPACING, "CVACT only: metres between test locations.", lower_bound=1.0)
 flags.DEFINE_integer("jpeg_quality", writer.JPEG_QUALITY, "JPEG quality.", lower_bound=1, upper_bound=100)
 flags.DEFINE_integer("workers", 1, "Rendering processes (the files do not depend on it).", lower_bound=1)
 flags.DEFINE_bool("overwrite", False, "Write into a non-empty --out (same-name files are replaced).")
@@ -79,6 +77,9 @@ def main(argv):
         raise app.UsageError("--num_test is for --format=cvact (CVUSA has train and val only).")
     if FLAGS.format == "cvusa" and FLAGS.cvact_raw:
         raise app.UsageError("--cvact_raw is for --format=cvact.")
+    num_test = FLAGS.num_test if FLAGS.format == "cvact" else 0
+    if FLAGS.num_train + FLAGS.num_val + num_test == 0:
+        raise app.UsageError("Nothing to write: --num_train, --num_val and --num_test are all 0.")
     images = _images()
     logging.info("synthetic %s dataset, %s, seed %d -> %s", FLAGS.format, images, FLAGS.seed, FLAGS.out)
     common = {
@@ -90,6 +91,7 @@ def main(argv):
         "jpeg_quality": FLAGS.jpeg_quality,
     }
     try:
+        make_output_directory(FLAGS.out, "--out directory")
         if FLAGS.format == "cvusa":
             summary = writer.write_cvusa(FLAGS.out, FLAGS.num_train, FLAGS.num_val, **common)
         else:
@@ -101,7 +103,7 @@ def main(argv):
                 test_spacing=FLAGS.test_spacing,
                 **common,
             )
-    except FileExistsError as error:
+    except (FileExistsError, OutputDirectoryError) as error:
         exit_with_user_error(error)
     splits = ", ".join(f"{count} {name}" for name, count in summary["splits"].items())
     print(

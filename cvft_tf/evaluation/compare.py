@@ -38,8 +38,53 @@ class MethodSummary:
     num_queries: int
 
 
-METRICS_FILES = ("metrics.json", "ground_descriptors.npy", "aerial_descriptors.npy")
-"""What ``cvft-eval`` writes that a comparison reads."""
+class EvaluationFolderError(ValueError):
+    """An evaluation folder (what ``cvft-eval`` writes) that cannot be read or compared."""
+
+
+def read_metrics(eval_dir):
+    """A run's ``metrics.json``, checked to hold the reported r@K, ``curve`` and ``num_queries``.
+
+    Raises:
+        FileNotFoundError: ``eval_dir`` has no ``metrics.json``.
+        EvaluationFolderError: it is not JSON, or lacks one of those keys or gives it a non-number.
+    """
+    path = os.path.join(eval_dir, "metrics.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} is missing: run cvft-eval on that run first.")
+    try:
+        with open(path) as handle:
+            metrics = json.load(handle)
+    except ValueError as error:
+        raise EvaluationFolderError(f"{path} is not valid JSON ({error}): run cvft-eval on that run again.") from None
+    if not isinstance(metrics, dict):
+        raise EvaluationFolderError(f"{path} does not hold a JSON object: run cvft-eval on that run again.")
+    bad = [key for key in (*REPORTED, "num_queries") if not _is_number(metrics.get(key))]
+    curve = metrics.get("curve")
+    if not (isinstance(curve, list) and curve and all(map(_is_number, curve))):
+        bad.append("curve")
+    if bad:
+        raise EvaluationFolderError(f"{path} lacks numbers for {', '.join(bad)}: run cvft-eval on that run again.")
+    return metrics
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _read_descriptors(path):
+    """float [N, D] descriptors saved by ``cvft-eval``; raises EvaluationFolderError naming ``path``."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} is missing: run cvft-eval on that run first.")
+    try:
+        descriptors = np.load(path)
+    except (ValueError, OSError, EOFError) as error:
+        raise EvaluationFolderError(f"{path} is not a readable .npy file ({error}): run cvft-eval again.") from None
+    if descriptors.ndim != 2 or not np.issubdtype(descriptors.dtype, np.floating):
+        raise EvaluationFolderError(
+            f"{path} holds {descriptors.dtype} {list(descriptors.shape)}, not float descriptors [N, D]."
+        )
+    return descriptors
 
 
 def read_run(eval_dir, max_k):
@@ -48,15 +93,16 @@ def read_run(eval_dir, max_k):
 
     Raises:
         FileNotFoundError: ``eval_dir`` lacks ``metrics.json`` or the descriptors.
+        EvaluationFolderError: one of them cannot be read, or the descriptors do not match.
     """
-    paths = {name: os.path.join(eval_dir, name) for name in METRICS_FILES}
-    for path in paths.values():
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path} is missing: run cvft-eval on that run first.")
-    with open(paths["metrics.json"]) as handle:
-        metrics = json.load(handle)
-    ground = np.load(paths["ground_descriptors.npy"])
-    aerial = np.load(paths["aerial_descriptors.npy"])
+    metrics = read_metrics(eval_dir)
+    ground = _read_descriptors(os.path.join(eval_dir, "ground_descriptors.npy"))
+    aerial = _read_descriptors(os.path.join(eval_dir, "aerial_descriptors.npy"))
+    if ground.shape != aerial.shape:
+        raise EvaluationFolderError(
+            f"{eval_dir}: ground descriptors {list(ground.shape)} and aerial descriptors "
+            f"{list(aerial.shape)} do not match: run cvft-eval on that run again."
+        )
     ranks = recall.match_ranks(ground, aerial)
     metrics["curve"] = (100.0 * recall.recall_curve(ranks, min(max_k, len(aerial)))).tolist()
     return metrics
@@ -72,15 +118,15 @@ def summarize_runs(runs_by_label):
         list of :class:`MethodSummary`, in the order of ``runs_by_label``.
 
     Raises:
-        ValueError: a label without runs, or runs of one label over different query counts.
+        EvaluationFolderError: a label without runs, or runs of one label over different query counts.
     """
     summaries = []
     for label, runs in runs_by_label.items():
         if not runs:
-            raise ValueError(f"{label}: no runs")
+            raise EvaluationFolderError(f"{label}: no runs")
         counts = {run["num_queries"] for run in runs}
         if len(counts) != 1:
-            raise ValueError(f"{label}: runs were evaluated on different query counts {sorted(counts)}")
+            raise EvaluationFolderError(f"{label}: runs were evaluated on different query counts {sorted(counts)}")
         values = {key: np.array([run[key] for run in runs], np.float64) for key in REPORTED}
         length = min(len(run["curve"]) for run in runs)
         curve = np.mean([run["curve"][:length] for run in runs], axis=0)

@@ -25,9 +25,7 @@ from cvft_tf.models.vgg16 import VGG16_CONV_NAMES
 VGG16_NOTOP_FILENAME = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
 """Name of keras.applications' VGG16 ImageNet weights without the classifier."""
 
-VGG16_NOTOP_URL = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/" + VGG16_NOTOP_FILENAME
-)
+VGG16_NOTOP_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/" + VGG16_NOTOP_FILENAME
 """Where keras.applications downloads that file from."""
 
 VGG16_NOTOP_MD5 = "6d6bbae143d832006294945121d1f1fc"
@@ -38,6 +36,10 @@ _OPTIMIZER_GROUP = "optimizer/"
 
 class WeightsMismatchError(ValueError):
     """A Keras weights file whose variables do not match the model's (lists every difference)."""
+
+
+class WeightsFileError(ValueError):
+    """A Keras ``.weights.h5`` or ``.keras`` file that cannot be read (truncated, not HDF5 / zip)."""
 
 
 def imagenet_cache_path():
@@ -105,16 +107,25 @@ def load_imagenet_vgg16(model, weights_path=None, download=True):
     return weights_path
 
 
-def _dataset_shapes(h5_path):
-    """``{dataset path: shape}`` of a Keras weights file, without optimizer state."""
+def _dataset_shapes(h5_path, source=None):
+    """``{dataset path: shape}`` of a Keras weights file, without optimizer state.
+
+    ``source``: the file to name in errors (the ``.keras`` archive ``h5_path`` came from).
+    """
     shapes = {}
 
     def visit(name, item):
         if isinstance(item, h5py.Dataset) and not name.startswith(_OPTIMIZER_GROUP):
             shapes[name] = tuple(item.shape)
 
-    with h5py.File(h5_path, "r") as file:
-        file.visititems(visit)
+    try:
+        with h5py.File(h5_path, "r") as file:
+            file.visititems(visit)
+    except OSError as error:
+        name = source or h5_path
+        raise WeightsFileError(
+            f"{name} is not a readable Keras weights file (truncated or not HDF5): {error}"
+        ) from None
     return shapes
 
 
@@ -126,8 +137,15 @@ def _keras_weights_file(path):
     if not path.endswith(".keras"):
         yield path
         return
-    with tempfile.TemporaryDirectory() as workdir, zipfile.ZipFile(path) as archive:
-        yield archive.extract("model.weights.h5", workdir)
+    with tempfile.TemporaryDirectory() as workdir:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                weights_path = archive.extract("model.weights.h5", workdir)
+        except (zipfile.BadZipFile, KeyError, OSError) as error:
+            raise WeightsFileError(
+                f"{path} is not a readable .keras archive (truncated or not a zip file): {error}"
+            ) from None
+        yield weights_path
 
 
 def check_keras_weights(model, path):
@@ -139,13 +157,14 @@ def check_keras_weights(model, path):
 
     Raises:
         WeightsMismatchError: listing every difference.
+        WeightsFileError: ``path`` cannot be read.
     """
     with tempfile.TemporaryDirectory() as workdir:
         reference_path = os.path.join(workdir, "model.weights.h5")
         model.save_weights(reference_path)
         expected = _dataset_shapes(reference_path)
     with _keras_weights_file(path) as weights_path:
-        found = _dataset_shapes(weights_path)
+        found = _dataset_shapes(weights_path, source=os.fspath(path))
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     wrong = sorted(name for name in set(expected) & set(found) if expected[name] != found[name])
@@ -182,7 +201,8 @@ def initialize_weights(model, init, ignore_extra=False):
 
     Raises:
         FileNotFoundError: ``init`` names no file or checkpoint.
-        ValueError: ``init`` is none of the above, or its weights do not match the model
+        ValueError: ``init`` is none of the above, cannot be read (:class:`WeightsFileError`,
+            :class:`tf1_checkpoint.CheckpointReadError`) or its weights do not match the model
             (:class:`tf1_checkpoint.CheckpointMismatchError`, :class:`WeightsMismatchError`).
     """
     init = os.fspath(init)

@@ -42,9 +42,7 @@ COST_CONV_SCOPE = "ot_grd_branchot_conv"
 COST_FC_SCOPE = "ot_grd_branchot_fc"
 """TF1 scope of the cost regression's dense layer."""
 
-_OPTIMIZER_VARIABLE = re.compile(
-    r"(^train/)|(/Adam(_\d+)?$)|(^(beta1_power|beta2_power|global_step)(_\d+)?$)"
-)
+_OPTIMIZER_VARIABLE = re.compile(r"(^train/)|(/Adam(_\d+)?$)|(^(beta1_power|beta2_power|global_step)(_\d+)?$)")
 _UNNAMED_STEP = re.compile(r"^Variable(_\d+)?$")
 
 
@@ -84,6 +82,10 @@ class CheckpointMismatchError(ValueError):
             "that wrote the checkpoint."
         )
         super().__init__("\n".join(lines))
+
+
+class CheckpointReadError(ValueError):
+    """A TF1 checkpoint whose files cannot be read (truncated, corrupt)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,9 +212,16 @@ def load_tf1_checkpoint(model, checkpoint, ignore_extra=False):
         FileNotFoundError: no checkpoint there.
         CheckpointMismatchError: any missing, unexpected or wrong-shape variable; nothing
             has been assigned then.
+        CheckpointReadError: the checkpoint's files cannot be read (some variables may
+            have been assigned when its data file is the part that is corrupt).
     """
     prefix = resolve_checkpoint_prefix(checkpoint)
-    reader = tf.train.load_checkpoint(prefix)
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+    except tf.errors.OpError as error:
+        raise CheckpointReadError(
+            f"TF1 checkpoint {prefix} cannot be read (truncated or corrupt index): {error.message}"
+        ) from None
     stored = {name: tuple(shape) for name, shape in reader.get_variable_to_shape_map().items()}
     entries = _entries(model)
     expected = {name for name, _, _ in entries}
@@ -235,7 +244,13 @@ def load_tf1_checkpoint(model, checkpoint, ignore_extra=False):
         logging.warning("Ignoring unexpected checkpoint variables: %s", ", ".join(name for name, _ in unexpected))
     rows = []
     for name, path, variable in entries:
-        variable.assign(reader.get_tensor(name))
+        try:
+            value = reader.get_tensor(name)
+        except tf.errors.OpError as error:
+            raise CheckpointReadError(
+                f"TF1 checkpoint {prefix}: cannot read {name} (corrupt data file): {error.message}"
+            ) from None
+        variable.assign(value)
         rows.append(MappedVariable(name, path, tuple(variable.shape)))
     return rows
 
@@ -252,7 +267,8 @@ def convert_checkpoint(
     """Converts an original TF1 checkpoint into a Keras ``.weights.h5`` file (``cvft-convert``).
 
     Builds a fresh :class:`CrossViewModel` with these arguments, loads the checkpoint into it
-    with :func:`load_tf1_checkpoint` and writes ``model.save_weights(out)``; the file loads
+    with :func:`load_tf1_checkpoint` and writes ``model.save_weights`` under a temporary name
+    renamed to ``out`` (a file already there is replaced whole or not at all); the file loads
     with ``model.load_weights`` into a model built with the same ``variant`` and ``map_size``
     (image sizes do not change the weights).
 
@@ -272,7 +288,10 @@ def convert_checkpoint(
         raise ValueError(f"The output file must end in '.weights.h5' (Keras weights), got {out!r}.")
     model = CrossViewModel(variant, ground_size=ground_size, aerial_size=aerial_size, map_size=map_size)
     rows = load_tf1_checkpoint(model, checkpoint, ignore_extra=ignore_extra)
-    if os.path.dirname(out):
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-    model.save_weights(out)
+    directory, name = os.path.split(out)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    partial = os.path.join(directory, f".partial-{name}")
+    model.save_weights(partial)
+    os.replace(partial, out)
     return rows

@@ -4,11 +4,13 @@ import csv
 import json
 
 import cv2
+import keras
 import numpy as np
 import pytest
 from absl import flags
 
 from cvft_tf.cli import evaluate_place
+from cvft_tf.interop.imagenet import WeightsFileError
 from cvft_tf.models.place_recognition import PlaceRecognitionModel
 
 MODEL_CONFIG = dict(
@@ -87,8 +89,9 @@ def test_keras_file_is_rebuilt_at_the_requested_size(folders):
 
 
 def test_ground_truth_formats(folders):
-    queries, database = evaluate_place.list_images(str(folders / "queries")), evaluate_place.list_images(
-        str(folders / "database")
+    queries, database = (
+        evaluate_place.list_images(str(folders / "queries")),
+        evaluate_place.list_images(str(folders / "database")),
     )
     assert queries == ["q0.png", "q1.png", "q2.png"] and database == sorted(DATABASE)
     expected = [[0], [2, 1], [4]]
@@ -120,3 +123,41 @@ def test_missing_weights_exit_with_a_message(folders, capsys):
         )
     assert exit_info.value.code == 2
     assert "missing.keras" in capsys.readouterr().err
+
+
+def test_files_that_give_no_model_are_named(folders):
+    model = PlaceRecognitionModel(image_size=(28, 28), **MODEL_CONFIG)
+    weights = folders / "tiny.weights.h5"
+    model.save_weights(str(weights))
+    (folders / "model.json").write_text(json.dumps(MODEL_CONFIG))
+    with open(weights, "r+b") as handle:
+        handle.truncate(2000)
+    with pytest.raises(WeightsFileError, match=f"{weights} is not a readable Keras weights file"):
+        evaluate_place.load_place_model(str(weights), (28, 28), str(folders / "model.json"))
+    (folders / "broken.json").write_text('{"backbone_kwargs": ')
+    with pytest.raises(evaluate_place.PlaceModelError, match=r"--model_config .*broken.json is not valid JSON \("):
+        evaluate_place.load_place_model(str(weights), (28, 28), str(folders / "broken.json"))
+    (folders / "unknown.json").write_text(json.dumps({**MODEL_CONFIG, "num_heads": 2}))
+    with pytest.raises(evaluate_place.PlaceModelError, match="unknown.json does not describe a PlaceRecognitionModel"):
+        evaluate_place.load_place_model(str(weights), (28, 28), str(folders / "unknown.json"))
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    other.save(str(folders / "other.keras"))
+    with pytest.raises(
+        evaluate_place.PlaceModelError, match="other.keras holds a Sequential, not a PlaceRecognitionModel"
+    ):
+        evaluate_place.load_place_model(str(folders / "other.keras"), (28, 28))
+    with pytest.raises(evaluate_place.PlaceModelError, match="is neither a .keras nor a .weights.h5 file"):
+        evaluate_place.load_place_model(str(folders / "gt.json"), (28, 28))
+
+
+def test_unreadable_ground_truth_files_are_named(folders):
+    queries, database = list(QUERIES), sorted(DATABASE)
+    for name, content, message in (
+        ("gt.json", b'{"q0.png": ["a/0.png"], "q1', "is not valid JSON"),
+        ("gt.json", b'{"q0.png": "a/0.png"}', "must hold an object mapping query names to lists of database names"),
+        ("gt.npy", bytes(range(256)), "is not a readable .npy array of database indices per query"),
+        ("gt.csv", b"q0.png,\xff\xfe\n", "is not a readable CSV file"),
+    ):
+        (folders / name).write_bytes(content)
+        with pytest.raises(evaluate_place.GroundTruthError, match=message):
+            evaluate_place.load_ground_truth(str(folders / name), queries, database)

@@ -100,3 +100,27 @@ def test_the_table1_script_runs_at_tiny_size(tmp_path):
     assert all(line.split(" | ")[1] == "1" for line in table[4:7])
     assert (out / "recall_curves.png").is_file()
     assert len(list((out / "feature_cache").iterdir())) == 1  # same start, one cache for the three variants
+
+
+def test_broken_evaluation_folders_are_named(tmp_path):
+    eval_dir = tmp_path / "run" / "eval"
+    write_eval(str(tmp_path / "run"), 0, 0.5)
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    (eval_dir / "metrics.json").write_text(json.dumps({**metrics, "r@5": "n/a", "curve": []}))
+    with pytest.raises(
+        compare.EvaluationFolderError, match=r"metrics.json lacks numbers for r@5, curve: run cvft-eval"
+    ):
+        compare.read_run(str(eval_dir), 5)
+    (eval_dir / "metrics.json").write_text('{"r@1": 1')
+    with pytest.raises(compare.EvaluationFolderError, match=r"metrics.json is not valid JSON \("):
+        compare.read_run(str(eval_dir), 5)
+    (eval_dir / "metrics.json").write_text(json.dumps(metrics))
+    np.save(eval_dir / "aerial_descriptors.npy", np.zeros((29, 8), np.float32))
+    with pytest.raises(
+        compare.EvaluationFolderError, match=r"ground descriptors \[30, 8\] and aerial descriptors \[29, 8\]"
+    ):
+        compare.read_run(str(eval_dir), 5)
+    with open(eval_dir / "aerial_descriptors.npy", "r+b") as handle:
+        handle.truncate(60)
+    with pytest.raises(compare.EvaluationFolderError, match="aerial_descriptors.npy is not a readable .npy file"):
+        compare.read_run(str(eval_dir), 5)

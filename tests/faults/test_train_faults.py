@@ -200,3 +200,11 @@ def test_a_read_only_workdir_exits_2(world, tmp_path):
     locked.chmod(0o500)
     result = run("cvft-train", *train_args(world, locked))
     assert_exit(result, 2, f"error: cannot write to the workdir {locked}: Permission denied")
+
+
+def test_a_scalar_size_and_an_empty_root_are_clean_errors(world, workdir):
+    result = run("cvft-train", *train_args(world, workdir, "--config.model.ground_size=3"))
+    assert_exit(result, 2, "error: config.model.ground_size must be (height, width), two positive integers; got (3,)")
+    result = run("cvft-train", *train_args(world, workdir, "--config.data.root="))
+    assert_exit(result, 2, "error: config.data.root is empty: pass --config.data.root=/path/to/dataset")
+    assert not os.path.exists(workdir)

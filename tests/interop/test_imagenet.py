@@ -17,6 +17,7 @@ from cvft_tf.interop import imagenet
 from cvft_tf.interop.imagenet import (
     VGG16_NOTOP_FILENAME,
     VGG16_NOTOP_URL,
+    WeightsFileError,
     WeightsMismatchError,
     initialize_weights,
     load_imagenet_vgg16,
@@ -131,3 +132,14 @@ def test_keras_files_are_checked_then_loaded(tmp_path):
     expected = "wrong shape: ground_branch/layers/cost_regression/dense/vars/0: file [4, 16], model [16, 256]"
     assert expected in str(caught.value)
     path.unlink()
+
+
+def test_unreadable_keras_files_are_named(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    for name, save in (("run.weights.h5", model.save_weights), ("run.keras", model.save)):
+        path = tmp_path / name
+        save(path)
+        with open(path, "r+b") as handle:
+            handle.truncate(os.path.getsize(path) // 2)
+        with pytest.raises(WeightsFileError, match=f"{path} is not a readable (Keras weights file|.keras archive)"):
+            initialize_weights(model, path)

@@ -94,3 +94,11 @@ def test_missing_checkpoint_and_bad_output_name(tmp_path):
         tf1_checkpoint.resolve_checkpoint_prefix(tmp_path)
     with pytest.raises(ValueError, match=r"must end in '\.weights\.h5'"):
         tf1_checkpoint.convert_checkpoint(tmp_path / "model.ckpt", tmp_path / "out.h5")
+
+
+def test_a_truncated_checkpoint_index_is_named(tmp_path):
+    prefix = save_tf1(str(tmp_path), {"VGG_grd/conv1_1/biases": np.ones(64, np.float32)})
+    with open(prefix + ".index", "r+b") as handle:
+        handle.truncate(20)
+    with pytest.raises(tf1_checkpoint.CheckpointReadError, match=f"TF1 checkpoint {prefix} cannot be read"):
+        tf1_checkpoint.load_tf1_checkpoint(CrossViewModel("vgg_gp", **TINY), prefix)

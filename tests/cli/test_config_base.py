@@ -1,0 +1,50 @@
+"""The config checks of the commands: sizes, counts, dataset and split, each named in its error."""
+
+import pytest
+
+from configs import cvact, cvusa, synthetic
+from cvft_tf.cli.config_base import ConfigError, check_dataset_sections, check_model_section
+
+
+def test_the_shipped_configs_pass():
+    configs = (cvusa.get_config(), cvusa.get_config("salad,smoke"), cvact.get_config("vgg_gp"), synthetic.get_config())
+    for config in configs:
+        config.data.root = "/data"
+        check_model_section(config)
+        check_dataset_sections(config)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        (
+            "model.ground_size",
+            (3,),
+            "config.model.ground_size must be (height, width), two positive integers; got (3,)",
+        ),
+        ("model.aerial_size", (64.0, 64.0), "config.model.aerial_size must be (height, width)"),
+        ("model.map_size", (0, 4), "config.model.map_size must be (height, width), two positive integers; got (0, 4)"),
+        ("data.raw_ground_size", (224,), "config.data.raw_ground_size must be (height, width)"),
+        ("data.root", "", "config.data.root is empty: pass --config.data.root=/path/to/dataset"),
+        ("data.name", "cvusa2", "config.data.name must be one of ('cvusa', 'cvact'), got 'cvusa2'"),
+        ("eval.batch_size", 0, "config.eval.batch_size must be a positive integer, got 0"),
+        ("eval.chunk_size", -1, "config.eval.chunk_size must be a positive integer, got -1"),
+    ],
+)
+def test_config_values_the_commands_cannot_use(field, value, message):
+    config = cvusa.get_config("smoke")
+    config.data.root = "/data/cvusa"
+    section, name = field.split(".")
+    config[section][name] = value
+    with pytest.raises(ConfigError) as caught:
+        check_model_section(config)
+        check_dataset_sections(config)
+    assert str(caught.value).startswith(message)
+
+
+def test_a_cvact_split_that_does_not_exist():
+    config = cvact.get_config("smoke")
+    config.data.root = "/data/cvact"
+    config.eval.split = "valAll"
+    with pytest.raises(ConfigError, match=r"config.eval.split must be one of \['test', 'train', 'val'\] for CVACT"):
+        check_dataset_sections(config)
