@@ -46,6 +46,9 @@ TENSORBOARD_DIR = "tensorboard"
 HISTORY_CSV = "history.csv"
 """Per-epoch logs (loss, validation recall and loss, learning rate), appended on resume."""
 LEARNING_CURVE_PNG = "learning_curve.png"
+VALIDATION_ONE_PERCENT = recall.TOP_ONE_PERCENT_TRAIN
+"""The per-epoch validation's r@1% K, floor(0.01 N) + 1, as the original's training script logs it
+(``cvft-eval`` reports the test scripts' K, see ``recall.top_one_percent_k``)."""
 
 
 def read_split(data_config, split):
@@ -121,7 +124,9 @@ class EpochValidation(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         started = time.time()
         embeddings = embed.embed_split(self.model, self.val_data)
-        metrics = embed.score(embeddings, chunk_size=self.config.eval.chunk_size)
+        metrics = embed.score(
+            embeddings, chunk_size=self.config.eval.chunk_size, one_percent_definition=VALIDATION_ONE_PERCENT
+        )
         logs["val_loss"] = embed.batched_loss(
             embeddings, self.config.train.batch_size, self.model.loss_gamma, self.model.same_place_radius_m
         )
@@ -273,7 +278,8 @@ def write_learning_curve(workdir, num_val_pairs):
     """Draws ``history.csv`` as ``learning_curve.png`` in ``workdir``, with the chance levels
     of a gallery of ``num_val_pairs``; returns its path."""
     path = os.path.join(workdir, LEARNING_CURVE_PNG)
-    figures.save_png(figures.learning_curve_figure(read_history(workdir), recall.chance_levels(num_val_pairs)), path)
+    chance = recall.chance_levels(num_val_pairs, one_percent_definition=VALIDATION_ONE_PERCENT)
+    figures.save_png(figures.learning_curve_figure(read_history(workdir), chance), path)
     return path
 
 

@@ -126,6 +126,7 @@ def main(argv):
         variant=model.variant,
         orientation_noise_deg=float(config.eval.orientation_noise_deg),
         chance=recall.chance_levels(len(embeddings.aerial)),
+        one_percent_k=recall.top_one_percent_k(len(embeddings.aerial)),
     )
 
     save_npy_atomic(embeddings.ground, os.path.join(out_dir, "ground_descriptors.npy"))

@@ -88,8 +88,9 @@ def _read_descriptors(path):
 
 
 def read_run(eval_dir, max_k):
-    """A run's ``metrics.json``, its ``curve`` recomputed for K = 1..``max_k`` (at most N)
-    from the saved descriptors (``metrics.json`` keeps it only up to the r@1% K).
+    """A run's ``metrics.json``, its four numbers and its ``curve`` (K = 1..``max_k``, at most N)
+    recomputed from the saved descriptors (``metrics.json`` keeps the curve only up to the r@1%
+    K, and one written before cvft_tf 0.2 has r@1% at the training-time K).
 
     Raises:
         FileNotFoundError: ``eval_dir`` lacks ``metrics.json`` or the descriptors.
@@ -104,6 +105,7 @@ def read_run(eval_dir, max_k):
             f"{list(aerial.shape)} do not match: run cvft-eval on that run again."
         )
     ranks = recall.match_ranks(ground, aerial)
+    metrics.update({key: value for key, value in recall.summarize(ranks).items() if key in REPORTED})
     metrics["curve"] = (100.0 * recall.recall_curve(ranks, min(max_k, len(aerial)))).tolist()
     return metrics
 

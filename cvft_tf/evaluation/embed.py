@@ -71,26 +71,39 @@ def batched_loss(embeddings, batch_size, gamma, same_place_radius_m):
     return float(np.mean(values)) if values else float("nan")
 
 
-def score(embeddings, chunk_size=recall.DEFAULT_CHUNK_SIZE, geo_radius_m=None):
-    """Recall of ground queries against the aerial gallery.
+def score(
+    embeddings,
+    chunk_size=recall.DEFAULT_CHUNK_SIZE,
+    geo_radius_m=None,
+    one_percent_definition=recall.TOP_ONE_PERCENT_TEST,
+):
+    """Recall of ground queries against the aerial gallery, from one product per chunk.
+
+    Args:
+        embeddings: :class:`Embeddings` of the split (pair i = ground i, aerial i).
+        chunk_size: queries per distance block (``recall.split_ranks``).
+        geo_radius_m: with positions, also score "one of the top K within this radius".
+        one_percent_definition: K of r@1%, ``recall.TOP_ONE_PERCENT_TEST`` (the paper's table,
+            floor(0.01 N)) or ``recall.TOP_ONE_PERCENT_TRAIN`` (floor(0.01 N) + 1).
 
     Returns:
         dict with ``r@1``, ``r@5``, ``r@10``, ``r@1%`` (percent), ``curve`` (percent for
         K = 1..top-1% K), ``num_queries``; with ``geo_radius_m`` and positions also
         ``geo`` = the same keys for "one of the top K within ``geo_radius_m``".
     """
-    ranks = recall.match_ranks(embeddings.ground, embeddings.aerial, chunk_size=chunk_size)
-    metrics = recall.summarize(ranks)
-    if geo_radius_m and embeddings.utm is not None:
-        geo_ranks = recall.geo_match_ranks(
-            embeddings.ground,
-            embeddings.aerial,
-            embeddings.utm,
-            embeddings.utm,
-            radius_m=geo_radius_m,
-            chunk_size=chunk_size,
-        )
-        metrics["geo"] = dict(recall.summarize(geo_ranks), radius_m=float(geo_radius_m))
+    with_geo = bool(geo_radius_m) and embeddings.utm is not None
+    positions = (embeddings.utm, embeddings.utm) if with_geo else (None, None)
+    ranks = recall.split_ranks(
+        embeddings.ground,
+        embeddings.aerial,
+        *positions,
+        radius_m=geo_radius_m if with_geo else 0.0,
+        chunk_size=chunk_size,
+    )
+    metrics = recall.summarize(ranks.match, one_percent_definition=one_percent_definition)
+    if with_geo:
+        geo = recall.summarize(ranks.geo, one_percent_definition=one_percent_definition)
+        metrics["geo"] = dict(geo, radius_m=float(geo_radius_m))
     return metrics
 
 

@@ -32,7 +32,7 @@ def test_mean_and_spread_per_label():
     assert lines[0] == "| method | runs | r@1 | r@5 | r@10 | r@1% |"
     assert lines[2] == "| cvft | 2 | 15.0 (10-20) | 55.0 (50-60) | 75.0 (70-80) | 25.0 (20-30) |"
     assert lines[3] == "| vgg_gp | 1 | 5.0 | 25.0 | 40.0 | 9.0 |"
-    assert lines[4] == "| chance | | 1.0 | 5.0 | 10.0 | 2.0 |"
+    assert lines[4] == "| chance | | 1.0 | 5.0 | 10.0 | 1.0 |"
     with pytest.raises(ValueError, match="different query counts"):
         compare.summarize_runs({"x": [metrics(1, 2, 3, 4, [1]), metrics(1, 2, 3, 4, [1], n=50)]})
 
