@@ -125,7 +125,10 @@ class EpochValidation(keras.callbacks.Callback):
         started = time.time()
         embeddings = embed.embed_split(self.model, self.val_data)
         metrics = embed.score(
-            embeddings, chunk_size=self.config.eval.chunk_size, one_percent_definition=VALIDATION_ONE_PERCENT
+            embeddings,
+            chunk_size=self.config.eval.chunk_size,
+            one_percent_definition=VALIDATION_ONE_PERCENT,
+            backend=self.config.eval.backend,
         )
         logs["val_loss"] = embed.batched_loss(
             embeddings, self.config.train.batch_size, self.model.loss_gamma, self.model.same_place_radius_m

@@ -10,6 +10,7 @@ import ml_collections
 
 from cvft_tf.data import cvact
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
+from cvft_tf.evaluation.recall import BACKENDS as RANK_BACKENDS
 from cvft_tf.models.cross_view import VARIANTS
 
 DATASETS = ("cvusa", "cvact")
@@ -84,6 +85,7 @@ def base_config():
     config.eval.orientation_seed = 0
     config.eval.geo_radius_m = 25.0
     config.eval.chunk_size = 1024
+    config.eval.backend = "numpy"
     config.eval.num_figure_queries = 5
     return config
 
@@ -135,7 +137,8 @@ def check_dataset_sections(config):
 
     Raises:
         ConfigError: an unknown dataset or CVACT split, no dataset root, a raw panorama size
-            that is not two positive integers, a batch or chunk size below 1.
+            that is not two positive integers, a batch or chunk size below 1, an unknown rank
+            backend.
     """
     if config.data.name not in DATASETS:
         raise ConfigError(f"config.data.name must be one of {DATASETS}, got {config.data.name!r}")
@@ -145,6 +148,8 @@ def check_dataset_sections(config):
     if config.data.name == "cvact" and config.eval.split not in cvact.SPLIT_FIELDS:
         splits = sorted(cvact.SPLIT_FIELDS)
         raise ConfigError(f"config.eval.split must be one of {splits} for CVACT, got {config.eval.split!r}")
+    if config.eval.backend not in RANK_BACKENDS:
+        raise ConfigError(f"config.eval.backend must be one of {RANK_BACKENDS}, got {config.eval.backend!r}")
     for field in ("batch_size", "chunk_size"):
         if config.eval[field] < 1:
             raise ConfigError(f"config.eval.{field} must be a positive integer, got {config.eval[field]}")

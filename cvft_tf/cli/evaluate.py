@@ -4,8 +4,9 @@ Embeds the evaluation split once (``config.eval.split``: ``val``; CVACT also ``t
 prints r@1, r@5, r@10, r@1% with their chance levels and writes into ``DIR/eval`` (or ``--out``):
 
 * ``metrics.json``: ``r@1``, ``r@5``, ``r@10``, ``r@1%`` in percent, ``curve`` (r@K for
-  K = 1..top-1%), ``num_queries``, ``chance`` (the same r@K for a random ranking); for CVACT_test also ``geo`` (one of the top K within
-  ``config.eval.geo_radius_m``, 25 m);
+  K = 1..top-1%), ``num_queries``, ``chance`` (the same r@K for a random ranking),
+  ``one_percent_k`` (the r@1% K, floor(0.01 N) as in the paper's table), ``backend``; for
+  CVACT_test also ``geo`` (one of the top K within ``config.eval.geo_radius_m``, 25 m);
 * ``ground_descriptors.npy``, ``aerial_descriptors.npy`` (and ``utm.npy``);
 * ``recall_curve.png`` (with the curves of ``--compare`` workdirs), ``retrievals.png``
   (top-5 per query, green/red borders), ``feature_alignment.png`` and
@@ -33,6 +34,9 @@ _OUT = flags.DEFINE_string("out", None, "Output directory (default: WORKDIR/eval
 _NOISE = flags.DEFINE_float("orientation_noise_deg", None, "Turn each panorama by U(-D, D) degrees (paper: 20).")
 _MAP_SIZE = flags.DEFINE_list("map_size", None, "Output feature map h,w (must match the weights).")
 _COMPARE = flags.DEFINE_list("compare", [], "Other workdirs whose eval/metrics.json curves join the plot.")
+_BACKEND = flags.DEFINE_enum(
+    "backend", None, ["numpy", "tensorflow"], "Distance blocks in numpy or TensorFlow (GPU); sets config.eval.backend."
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 REPORTED = recall.REPORTED_METRICS
@@ -108,6 +112,8 @@ def main(argv):
         config.eval.orientation_noise_deg = _NOISE.value
     if _MAP_SIZE.value:
         config.model.map_size = map_size_flag(_MAP_SIZE.value)
+    if _BACKEND.value:
+        config.eval.backend = _BACKEND.value
     check_model_section(config)
     check_dataset_sections(config)
     out_dir = _OUT.value or os.path.join(_WORKDIR.value, "eval")
@@ -120,13 +126,16 @@ def main(argv):
     logging.info("Embedding %d pairs of %s", len(split), split.name)
     embeddings = embed.embed_split(model, dataset)
     geo_radius = config.eval.geo_radius_m if config.eval.split == "test" else None
-    metrics = embed.score(embeddings, chunk_size=config.eval.chunk_size, geo_radius_m=geo_radius)
+    metrics = embed.score(
+        embeddings, chunk_size=config.eval.chunk_size, geo_radius_m=geo_radius, backend=config.eval.backend
+    )
     metrics.update(
         split=split.name,
         variant=model.variant,
         orientation_noise_deg=float(config.eval.orientation_noise_deg),
         chance=recall.chance_levels(len(embeddings.aerial)),
         one_percent_k=recall.top_one_percent_k(len(embeddings.aerial)),
+        backend=config.eval.backend,
     )
 
     save_npy_atomic(embeddings.ground, os.path.join(out_dir, "ground_descriptors.npy"))

@@ -76,6 +76,7 @@ def score(
     chunk_size=recall.DEFAULT_CHUNK_SIZE,
     geo_radius_m=None,
     one_percent_definition=recall.TOP_ONE_PERCENT_TEST,
+    backend="numpy",
 ):
     """Recall of ground queries against the aerial gallery, from one product per chunk.
 
@@ -85,6 +86,8 @@ def score(
         geo_radius_m: with positions, also score "one of the top K within this radius".
         one_percent_definition: K of r@1%, ``recall.TOP_ONE_PERCENT_TEST`` (the paper's table,
             floor(0.01 N)) or ``recall.TOP_ONE_PERCENT_TRAIN`` (floor(0.01 N) + 1).
+        backend: ``"numpy"`` or ``"tensorflow"`` (the distance blocks with ``tf.matmul``, on a
+            GPU when there is one); the ranks are the same (``recall.split_ranks``).
 
     Returns:
         dict with ``r@1``, ``r@5``, ``r@10``, ``r@1%`` (percent), ``curve`` (percent for
@@ -99,6 +102,7 @@ def score(
         *positions,
         radius_m=geo_radius_m if with_geo else 0.0,
         chunk_size=chunk_size,
+        backend=backend,
     )
     metrics = recall.summarize(ranks.match, one_percent_definition=one_percent_definition)
     if with_geo:

@@ -98,7 +98,8 @@ MIXED = "mixed"
 SplitRanks = collections.namedtuple("SplitRanks", ["match", "geo"])
 SplitRanks.__doc__ = """``split_ranks``' result: int64 [n] one-to-one ranks, int64 [n] geo ranks (or None)."""
 
-_BACKENDS = ("numpy", "tensorflow")
+BACKENDS = ("numpy", "tensorflow")
+"""Where the distance blocks are computed: numpy (CPU) or ``tf.matmul`` (a GPU when there is one)."""
 _DTYPES = (MIXED, "float64", "float32")
 _FLOAT32_ROUNDOFF = 2.0**-24
 _TF32_ROUNDOFF = 2.0**-10
@@ -384,8 +385,8 @@ def _check_one_to_one(ground, aerial):
 
 def _check_descriptors(ground, aerial, dtype, backend):
     """Validated ``(ground, aerial)``; aerial cast to the plain dtype, or as given for "mixed"."""
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     ground = np.asarray(ground)
     if _is_mixed(dtype):
         aerial = np.asarray(aerial)

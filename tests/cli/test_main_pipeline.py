@@ -15,6 +15,7 @@ import tensorflow as tf
 from configs import cvusa as cvusa_config
 from cvft_tf import checkpoints, training
 from cvft_tf.data.preprocess import preprocess_aerial, preprocess_ground
+from cvft_tf.evaluation.recall import REPORTED_METRICS as REPORTED
 from tests.data.fixtures import write_cvusa_train_val
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -117,6 +118,13 @@ def test_eval_and_export_commands(dataset_root, tmp_path):
     np.testing.assert_allclose(np.linalg.norm(ground, axis=1), 1.0, atol=1e-5)
     for name in ("recall_curve", "retrievals", "feature_alignment", "transport_plan"):
         assert os.path.getsize(os.path.join(eval_dir, f"{name}.png")) > 0
+    tf_dir = str(tmp_path / "eval_tf")
+    cli("evaluate", "--config=configs/cvusa.py:smoke", f"--workdir={workdir}", "--backend=tensorflow",
+        f"--out={tf_dir}", *config_overrides(dataset_root))  # fmt: skip
+    with open(os.path.join(tf_dir, "metrics.json")) as handle:
+        on_tensorflow = json.load(handle)
+    assert (metrics["backend"], on_tensorflow["backend"]) == ("numpy", "tensorflow")
+    assert {k: on_tensorflow[k] for k in REPORTED} == {k: metrics[k] for k in REPORTED}
 
     saved = str(tmp_path / "saved")
     cli("export", "--config=configs/cvusa.py:smoke", f"--workdir={workdir}", f"--out={saved}")
@@ -168,6 +176,7 @@ def test_salad_variant_through_the_training_pipeline(dataset_root, tmp_path):
     model = training.train(config, workdir)
     assert model.variant == "salad"
     state = read_state(workdir)
-    assert (state["checkpoint"], state["epoch"], state["step_in_epoch"], state["batches"]) == ("epoch-0001.keras", 1, 0, 2)
+    position = (state["checkpoint"], state["epoch"], state["step_in_epoch"], state["batches"])
+    assert position == ("epoch-0001.keras", 1, 0, 2)
     reloaded = checkpoints.load_model(os.path.join(workdir, "best.keras"), config.model)
     assert reloaded.descriptor_size == 8 + 8 * 4

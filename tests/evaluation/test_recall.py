@@ -393,6 +393,17 @@ def test_score_summarizes_both_ranks_of_one_pass():
     assert len(train["curve"]) == 1 and "geo" not in train
 
 
+def test_score_on_the_tensorflow_backend_is_the_numpy_score():
+    from cvft_tf.evaluation import embed
+
+    rng = np.random.default_rng(15)
+    ground, aerial, cluster = near_tie_pairs(rng)
+    ground_utm, _ = cluster_positions(rng, cluster)
+    embeddings = embed.Embeddings(ground, aerial, ground_utm)
+    on_numpy = embed.score(embeddings, chunk_size=16, geo_radius_m=20.0)
+    assert embed.score(embeddings, chunk_size=16, geo_radius_m=20.0, backend="tensorflow") == on_numpy
+
+
 def test_rejects_mismatched_inputs():
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError):
