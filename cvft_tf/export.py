@@ -4,13 +4,19 @@ Four signatures, each returning ``{"descriptor": [N, D]}`` float32 unit-norm des
 
 * ``ground`` / ``aerial``: uint8 RGB images ``[N, H, W, 3]`` of any size; the original's
   resize (area) and preprocessing (BGR, VGG mean subtracted) run inside the graph
-  (:func:`cvft_tf.data.preprocess.preprocess_ground_tf`).
+  (:func:`cvft_tf.data.preprocess.preprocess_ground_tf`). With ``raw_ground="cvact"`` a batch
+  of raw CVACT panoramas (width = 2 x height, e.g. 832x1664) is first cut to its middle half of
+  rows, as the CVACT loader does (``cvact.prepare_ground``); pre-cut panoramas pass unchanged.
+  Aerial images must be square (the original's rule): another aspect is an
+  ``InvalidArgumentError`` saying so.
 * ``ground_preprocessed`` / ``aerial_preprocessed``: float32 ``[N, Hg, Wg, 3]`` /
   ``[N, Ha, Wa, 3]`` images already at model size and preprocessed as the original.
 
-Reload with ``tf.saved_model.load(path).signatures["ground"](images=...)``.
+Reload with ``tf.saved_model.load(path).signatures["ground"](images=...)``. The export's
+settings (raw-ground handling, sizes, variant) are in ``assets.extra/cvft_export.json``.
 """
 
+import json
 import os
 import shutil
 
@@ -20,9 +26,29 @@ import tensorflow as tf
 from cvft_tf.data.preprocess import preprocess_aerial_tf, preprocess_ground_tf
 
 SIGNATURES = ("ground", "aerial", "ground_preprocessed", "aerial_preprocessed")
+RAW_GROUND = {"cvusa": "none", "cvact": "cvact"}
+"""Each dataset's raw-ground handling: CVUSA's panoramas are used whole, CVACT's raw ones cut."""
+EXPORT_INFO = os.path.join("assets.extra", "cvft_export.json")
 
 
-def export_saved_model(model, path):
+def cut_raw_cvact_panoramas_tf(images):
+    """uint8 [N, H, W, 3] -> rows ``H // 4`` to ``3 * H // 4`` when ``W == 2 * H`` (raw CVACT
+    panoramas, ``preprocess.crop_panorama_middle``), else ``images`` unchanged."""
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    return tf.cond(tf.equal(width, 2 * height), lambda: images[:, height // 4 : 3 * height // 4], lambda: images)
+
+
+def check_square_tf(images):
+    """``images`` [N, H, W, 3], after asserting ``H == W`` (aerial tiles are square)."""
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    check = tf.debugging.assert_equal(
+        height, width, message="aerial images must be square (height == width), as the original's tiles"
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(images)
+
+
+def export_saved_model(model, path, raw_ground="none"):
     """Writes ``model``'s two encoders as a SavedModel with the :data:`SIGNATURES`.
 
     The export is written next to ``path`` and moved into place at the end, so an
@@ -31,11 +57,16 @@ def export_saved_model(model, path):
     Args:
         model: a built :class:`cvft_tf.models.cross_view.CrossViewModel`.
         path: output directory (replaced if it exists).
+        raw_ground: ``"none"`` (CVUSA) or ``"cvact"``: what the ``ground`` signature does to a
+            raw panorama before resizing (:data:`RAW_GROUND`).
 
     Returns:
         ``path``.
     """
+    if raw_ground not in RAW_GROUND.values():
+        raise ValueError(f"raw_ground must be one of {sorted(set(RAW_GROUND.values()))}, got {raw_ground!r}")
     ground_size, aerial_size = model.ground_size, model.aerial_size
+    cut = cut_raw_cvact_panoramas_tf if raw_ground == "cvact" else tf.identity
 
     def describe(encoder, images):
         return {"descriptor": encoder(images, training=False)}
@@ -44,12 +75,12 @@ def export_saved_model(model, path):
     archive.track(model)
     archive.add_endpoint(
         name="ground",
-        fn=lambda images: describe(model.ground_encoder, preprocess_ground_tf(images, ground_size)),
+        fn=lambda images: describe(model.ground_encoder, preprocess_ground_tf(cut(images), ground_size)),
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
     )
     archive.add_endpoint(
         name="aerial",
-        fn=lambda images: describe(model.aerial_encoder, preprocess_aerial_tf(images, aerial_size)),
+        fn=lambda images: describe(model.aerial_encoder, preprocess_aerial_tf(check_square_tf(images), aerial_size)),
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
     )
     archive.add_endpoint(
@@ -66,6 +97,11 @@ def export_saved_model(model, path):
     staging = path.rstrip("/") + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
     archive.write_out(staging, verbose=False)
+    info = {"raw_ground": raw_ground, "ground_size": list(ground_size), "aerial_size": list(aerial_size),
+            "variant": model.variant}  # fmt: skip
+    os.makedirs(os.path.join(staging, os.path.dirname(EXPORT_INFO)), exist_ok=True)
+    with open(os.path.join(staging, EXPORT_INFO), "w") as handle:
+        json.dump(info, handle, indent=2)
     shutil.rmtree(path, ignore_errors=True)
     os.replace(staging, path)
     return path

@@ -1,11 +1,14 @@
 """SavedModel export: four signatures, reloaded descriptors equal the in-memory model's."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from cvft_tf.data.preprocess import preprocess_aerial_tf, preprocess_ground_tf
-from cvft_tf.export import SIGNATURES, export_saved_model
+from cvft_tf.data import cvact
+from cvft_tf.data.preprocess import preprocess_aerial_tf, preprocess_ground, preprocess_ground_tf
+from cvft_tf.export import EXPORT_INFO, SIGNATURES, export_saved_model
 from cvft_tf.models.cross_view import CrossViewModel
 
 
@@ -34,3 +37,22 @@ def test_export_reload_matches_in_memory(tmp_path):
     np.testing.assert_allclose(got, expected_aerial, atol=1e-5)
     assert got.shape == (2, model.descriptor_size)
     assert not (tmp_path / "saved.partial").exists()
+
+
+@pytest.mark.large
+def test_a_raw_cvact_panorama_gives_the_loaders_descriptor_and_a_wrong_aerial_a_clear_error(tmp_path):
+    model = CrossViewModel("vgg_conv", ground_size=(32, 176), aerial_size=(64, 64))
+    path = export_saved_model(model, tmp_path / "saved", raw_ground="cvact")
+    with open(tmp_path / "saved" / EXPORT_INFO) as handle:
+        assert json.load(handle)["raw_ground"] == "cvact"
+    signatures = tf.saved_model.load(str(path)).signatures
+    rng = np.random.default_rng(3)
+    raw_rgb = rng.integers(0, 256, size=(1, 128, 256, 3), dtype=np.uint8)  # width = 2 x height
+    loader_input = preprocess_ground(cvact.prepare_ground(raw_rgb[0][..., ::-1]), (32, 176))
+    expected = model.ground_encoder(loader_input[None]).numpy()
+    got = signatures["ground"](images=tf.constant(raw_rgb))["descriptor"].numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    squashed = model.ground_encoder(preprocess_ground(raw_rgb[0][..., ::-1], (32, 176))[None]).numpy()
+    assert np.abs(squashed - expected).max() > 1e-2  # the cut matters
+    with pytest.raises(tf.errors.InvalidArgumentError, match="aerial images must be square"):
+        signatures["aerial"](images=tf.constant(np.zeros((1, 64, 80, 3), np.uint8)))

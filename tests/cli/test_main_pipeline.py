@@ -128,6 +128,8 @@ def test_eval_and_export_commands(dataset_root, tmp_path):
 
     saved = str(tmp_path / "saved")
     cli("export", "--config=configs/cvusa.py:smoke", f"--workdir={workdir}", f"--out={saved}")
+    with open(os.path.join(saved, "assets.extra", "cvft_export.json")) as handle:
+        assert json.load(handle)["raw_ground"] == "none"  # CVUSA panoramas are used whole
     model = keras.saving.load_model(os.path.join(workdir, "best.keras"))
     rng = np.random.default_rng(0)
     ground_rgb = rng.integers(0, 256, size=(2, *RAW_GROUND, 3), dtype=np.uint8)
