@@ -32,6 +32,7 @@ import keras
 from absl import logging
 
 from cvft_tf.models.cross_view import CrossViewModel
+from cvft_tf.output_dirs import PARTIAL_PREFIX, atomic_path
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
@@ -41,8 +42,7 @@ BEST_RECORD = "cvft_best_record.json"
 """Name of the record inside ``best.keras``."""
 CHECKPOINT_STATE = "cvft_state.json"
 """Name of the run state inside a checkpoint."""
-PARTIAL_PREFIX = ".partial-"
-"""Prefix of a file being written; one left behind by a killed run is removed on resume."""
+
 BEST_ORDER = (("r@1", 1), ("r@5", 1), ("r@10", 1), ("val_loss", -1))
 """How two validations compare: by r@1, a tie by r@5, then r@10, then the lower loss."""
 _EPOCH_NAME = re.compile(r"^epoch-(\d+)\.keras$")
@@ -58,11 +58,9 @@ class UnreadableCheckpointError(CheckpointError):
 
 
 def write_json_atomic(data, path):
-    """Writes ``data`` as JSON to ``path`` via a temporary file and a rename."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as handle:
+    """Writes ``data`` as JSON to ``path`` via a temporary file and a rename (``atomic_path``)."""
+    with atomic_path(path) as partial, open(partial, "w") as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
 
 
 def save_model_atomic(model, path, extra_files=None):
@@ -70,14 +68,12 @@ def save_model_atomic(model, path, extra_files=None):
 
     ``extra_files`` (dict name -> text) are added to the archive before the rename.
     """
-    directory, name = os.path.split(os.fspath(path))
-    tmp = os.path.join(directory, f"{PARTIAL_PREFIX}{name}")
-    model.save(tmp)
-    if extra_files:
-        with zipfile.ZipFile(tmp, "a") as archive:
-            for extra_name, text in extra_files.items():
-                archive.writestr(extra_name, text)
-    os.replace(tmp, path)
+    with atomic_path(path) as partial:
+        model.save(partial)
+        if extra_files:
+            with zipfile.ZipFile(partial, "a") as archive:
+                for extra_name, text in extra_files.items():
+                    archive.writestr(extra_name, text)
 
 
 def is_better(record, best):
@@ -164,7 +160,8 @@ def save_checkpoint(model, workdir, state, keep=3):
 
 
 def remove_partial_files(workdir):
-    """Removes the temporary files of writes a killed run left unfinished; returns their paths."""
+    """Removes the temporary files of writes a killed run left unfinished (``.partial-*``, and
+    ``*.json.tmp`` of cvft_tf 0.1); returns their paths."""
     removed = []
     for directory in (workdir, os.path.join(workdir, CHECKPOINT_DIR)):
         if os.path.isdir(directory):

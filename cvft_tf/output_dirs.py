@@ -1,8 +1,30 @@
-"""Output directories (workdirs, export and figure folders): created, and checked writable, up front."""
+"""Output directories (workdirs, export and figure folders), created and checked writable up
+front, and output files, written whole or not at all (:func:`atomic_path`)."""
 
+import contextlib
 import os
 
-PROBE_NAME = ".partial-write-probe"
+PARTIAL_PREFIX = ".partial-"
+"""Prefix of a file being written; one left behind by a killed process is never read."""
+PROBE_NAME = f"{PARTIAL_PREFIX}write-probe"
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside ``path`` (``.partial-<name>``, same directory, same suffix)
+    to write to; on success it is renamed to ``path``, on an error removed.
+
+    A process killed while writing leaves ``path`` as it was (at most a ``.partial-`` file).
+    """
+    directory, name = os.path.split(os.fspath(path))
+    partial = os.path.join(directory, f"{PARTIAL_PREFIX}{name}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    except BaseException:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise
 
 
 class OutputDirectoryError(OSError):

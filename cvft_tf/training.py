@@ -38,7 +38,7 @@ from cvft_tf.data.pipeline import DecodeCounter, dataset_errors, make_eval_datas
 from cvft_tf.evaluation import embed, figures, recall
 from cvft_tf.interop.imagenet import initialize_weights
 from cvft_tf.models.cross_view import VGG_VARIANTS, build_model
-from cvft_tf.output_dirs import make_output_directory
+from cvft_tf.output_dirs import atomic_path, make_output_directory
 from cvft_tf.stop_signals import StopSignals
 from cvft_tf.training_checkpoints import TrainingCheckpoints
 
@@ -248,10 +248,8 @@ def feature_cache_refusal(config, model, num_pairs):
 
 def write_config(config, workdir):
     """Writes ``<workdir>/config.json`` (through a temporary file and a rename)."""
-    path = os.path.join(workdir, "config.json")
-    with open(f"{path}.tmp", "w") as handle:
+    with atomic_path(os.path.join(workdir, "config.json")) as partial, open(partial, "w") as handle:
         handle.write(config.to_json_best_effort(indent=2))
-    os.replace(f"{path}.tmp", path)
 
 
 def trim_history(workdir, epochs):
@@ -265,9 +263,8 @@ def trim_history(workdir, epochs):
     kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) < epochs]
     if len(kept) == len(rows):
         return
-    with open(f"{path}.tmp", "w", newline="") as handle:
+    with atomic_path(path) as partial, open(partial, "w", newline="") as handle:
         csv.writer(handle).writerows(kept)
-    os.replace(f"{path}.tmp", path)
 
 
 def read_history(workdir):

@@ -14,7 +14,7 @@ from absl import app, flags
 from cvft_tf.cli.common import reports_user_errors
 from cvft_tf.cli.exits import run_command
 from cvft_tf.evaluation import compare, figures, recall
-from cvft_tf.output_dirs import make_output_directory
+from cvft_tf.output_dirs import atomic_path, make_output_directory
 
 _RUNS = flags.DEFINE_multi_string("run", None, "LABEL=WORKDIR of an evaluated run; repeat it.")
 _OUT = flags.DEFINE_string("out", None, "Directory for table.md and recall_curves.png.")
@@ -49,9 +49,8 @@ def main(argv):
     header = f"{_TITLE.value}\n\n" if _TITLE.value else ""
     make_output_directory(_OUT.value, "--out directory")
     table_path = os.path.join(_OUT.value, "table.md")
-    with open(f"{table_path}.tmp", "w") as handle:
+    with atomic_path(table_path) as partial, open(partial, "w") as handle:
         handle.write(header + table)
-    os.replace(f"{table_path}.tmp", table_path)
     plot_path = os.path.join(_OUT.value, "recall_curves.png")
     figures.save_png(compare.recall_plot(summaries, title="Mean recall at K over each method's runs"), plot_path)
     print(header + table, end="")

@@ -24,7 +24,7 @@ from cvft_tf.cli.common import load_trained_model, reports_user_errors
 from cvft_tf.cli.config_base import check_dataset_sections, check_model_section
 from cvft_tf.cli.exits import run_command
 from cvft_tf.evaluation import compare, embed, figures, recall
-from cvft_tf.output_dirs import make_output_directory
+from cvft_tf.output_dirs import atomic_path, make_output_directory
 from cvft_tf.training import eval_dataset, feature_figures, read_split
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
@@ -74,12 +74,9 @@ def compared_curves(workdirs):
 
 
 def save_npy_atomic(array, path):
-    """``np.save`` to ``path`` through a temporary name and a rename (never a partial file at ``path``)."""
-    directory, name = os.path.split(path)
-    partial = os.path.join(directory, f".partial-{name}")
-    with open(partial, "wb") as handle:
+    """``np.save`` to ``path`` through a temporary name and a rename (``atomic_path``)."""
+    with atomic_path(path) as partial, open(partial, "wb") as handle:
         np.save(handle, array)
-    os.replace(partial, path)
 
 
 def write_figures(model, dataset, split, embeddings, metrics, out_dir, num_queries, other_curves):

@@ -32,6 +32,7 @@ from absl import logging
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.models.cross_view import CrossViewModel
 from cvft_tf.models.vgg16 import VGG16_BLOCK_WIDTHS
+from cvft_tf.output_dirs import atomic_path
 
 _BRANCH_SCOPES = (("ground", "grd"), ("aerial", "sat"))
 """(port branch, TF1 abbreviation) pairs: scopes ``VGG_grd``/``grd_conv`` and ``VGG_sat``/``sat_conv``."""
@@ -288,10 +289,9 @@ def convert_checkpoint(
         raise ValueError(f"The output file must end in '.weights.h5' (Keras weights), got {out!r}.")
     model = CrossViewModel(variant, ground_size=ground_size, aerial_size=aerial_size, map_size=map_size)
     rows = load_tf1_checkpoint(model, checkpoint, ignore_extra=ignore_extra)
-    directory, name = os.path.split(out)
+    directory = os.path.dirname(out)
     if directory:
         os.makedirs(directory, exist_ok=True)
-    partial = os.path.join(directory, f".partial-{name}")
-    model.save_weights(partial)
-    os.replace(partial, out)
+    with atomic_path(out) as partial:
+        model.save_weights(partial)
     return rows
