@@ -3,14 +3,15 @@
 Four signatures, each returning ``{"descriptor": [N, D]}`` float32 unit-norm descriptors:
 
 * ``ground`` / ``aerial``: uint8 RGB images ``[N, H, W, 3]`` of any size; the original's
-  resize (area) and preprocessing (BGR, VGG mean subtracted) run inside the graph
-  (:func:`cvft_tf.data.preprocess.preprocess_ground_tf`). With ``raw_ground="cvact"`` a batch
+  resize (area, :func:`cvft_tf.data.preprocess.resize_to_bgr_tf`) and preprocessing (BGR,
+  VGG mean subtracted by the model's first layer) run inside the graph. With ``raw_ground="cvact"`` a batch
   of raw CVACT panoramas (width = 2 x height, e.g. 832x1664) is first cut to its middle half of
-  rows, as the CVACT loader does (``cvact.prepare_ground``); pre-cut panoramas pass unchanged.
+  rows, as the CVACT loader does (``cvact.ground_rows``); pre-cut panoramas pass unchanged.
   Aerial images must be square (the original's rule): another aspect is an
   ``InvalidArgumentError`` saying so.
-* ``ground_preprocessed`` / ``aerial_preprocessed``: float32 ``[N, Hg, Wg, 3]`` /
-  ``[N, Ha, Wa, 3]`` images already at model size and preprocessed as the original.
+* ``ground_resized`` / ``aerial_resized``: float32 ``[N, Hg, Wg, 3]`` / ``[N, Ha, Wa, 3]``
+  BGR pixel values in [0, 255], already at the model size (what the input pipelines yield,
+  as float32); the model subtracts the VGG mean.
 
 Reload with ``tf.saved_model.load(path).signatures["ground"](images=...)``. The export's
 settings (raw-ground handling, sizes, variant) are in ``assets.extra/cvft_export.json``.
@@ -23,9 +24,9 @@ import shutil
 import keras
 import tensorflow as tf
 
-from cvft_tf.data.preprocess import preprocess_aerial_tf, preprocess_ground_tf
+from cvft_tf.data.preprocess import resize_to_bgr_tf
 
-SIGNATURES = ("ground", "aerial", "ground_preprocessed", "aerial_preprocessed")
+SIGNATURES = ("ground", "aerial", "ground_resized", "aerial_resized")
 RAW_GROUND = {"cvusa": "none", "cvact": "cvact"}
 """Each dataset's raw-ground handling: CVUSA's panoramas are used whole, CVACT's raw ones cut."""
 EXPORT_INFO = os.path.join("assets.extra", "cvft_export.json")
@@ -33,7 +34,7 @@ EXPORT_INFO = os.path.join("assets.extra", "cvft_export.json")
 
 def cut_raw_cvact_panoramas_tf(images):
     """uint8 [N, H, W, 3] -> rows ``H // 4`` to ``3 * H // 4`` when ``W == 2 * H`` (raw CVACT
-    panoramas, ``preprocess.crop_panorama_middle``), else ``images`` unchanged."""
+    panoramas, as ``cvact.ground_rows``), else ``images`` unchanged."""
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     return tf.cond(tf.equal(width, 2 * height), lambda: images[:, height // 4 : 3 * height // 4], lambda: images)
 
@@ -75,21 +76,21 @@ def export_saved_model(model, path, raw_ground="none"):
     archive.track(model)
     archive.add_endpoint(
         name="ground",
-        fn=lambda images: describe(model.ground_encoder, preprocess_ground_tf(cut(images), ground_size)),
+        fn=lambda images: describe(model.ground_encoder, resize_to_bgr_tf(cut(images), ground_size)),
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
     )
     archive.add_endpoint(
         name="aerial",
-        fn=lambda images: describe(model.aerial_encoder, preprocess_aerial_tf(check_square_tf(images), aerial_size)),
+        fn=lambda images: describe(model.aerial_encoder, resize_to_bgr_tf(check_square_tf(images), aerial_size)),
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
     )
     archive.add_endpoint(
-        name="ground_preprocessed",
+        name="ground_resized",
         fn=lambda images: describe(model.ground_encoder, images),
         input_signature=[tf.TensorSpec([None, *ground_size, 3], tf.float32, name="images")],
     )
     archive.add_endpoint(
-        name="aerial_preprocessed",
+        name="aerial_resized",
         fn=lambda images: describe(model.aerial_encoder, images),
         input_signature=[tf.TensorSpec([None, *aerial_size, 3], tf.float32, name="images")],
     )

@@ -65,7 +65,9 @@ def cache_nbytes(num_pairs, model_split):
     return int(num_pairs * per_pair * 4)
 
 
-def build_feature_cache(model_split, split, ground_size, aerial_size, batch_size, *, counter, max_bad_fraction):
+def build_feature_cache(
+    model_split, split, ground_size, aerial_size, batch_size, *, counter, max_bad_fraction, decoder="opencv"
+):
     """Runs the frozen stems once over every pair of ``split``.
 
     Args:
@@ -76,13 +78,14 @@ def build_feature_cache(model_split, split, ground_size, aerial_size, batch_size
         counter: ``DecodeCounter`` counting the bad pairs (skipped).
         max_bad_fraction: as for ``pipeline.make_train_dataset``: more bad pairs than this
             share of the split stop with a DatasetError naming the file.
+        decoder: one of ``pipeline.DECODERS``.
 
     Returns:
         :class:`FeatureCache`.
     """
     started = time.time()
     dataset = pipeline.make_ordered_pairs(
-        split, ground_size, aerial_size, counter=counter, max_bad_fraction=max_bad_fraction
+        split, ground_size, aerial_size, counter=counter, max_bad_fraction=max_bad_fraction, decoder=decoder
     )
     dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     ground_stem = tf.function(lambda images: model_split.ground.stem(images, training=False))
@@ -109,10 +112,11 @@ def build_feature_cache(model_split, split, ground_size, aerial_size, batch_size
 _ARRAYS = ("ground", "aerial", "rows")
 
 
-def cache_fingerprint(model_split, split, ground_size, aerial_size):
+def cache_fingerprint(model_split, split, ground_size, aerial_size, decoder="opencv"):
     """Hex digest of what the cached features depend on (see the module docstring)."""
     digest = hashlib.sha256()
-    digest.update(repr((split.name, tuple(ground_size), tuple(aerial_size))).encode())
+    identity = (split.name, tuple(ground_size), tuple(aerial_size))
+    digest.update(repr(identity if decoder == "opencv" else (*identity, decoder)).encode())
     for path in (*split.ground_paths, *split.aerial_paths):
         try:
             stat = os.stat(path)
@@ -126,24 +130,21 @@ def cache_fingerprint(model_split, split, ground_size, aerial_size):
 
 
 def load_or_build_feature_cache(model_split, split, ground_size, aerial_size, batch_size, *, counter,
-                                max_bad_fraction, cache_dir=""):  # fmt: skip
+                                max_bad_fraction, cache_dir="", decoder="opencv"):  # fmt: skip
     """:func:`build_feature_cache`, kept in and reused from ``cache_dir`` when one is given.
 
     The arrays are written to a temporary folder and renamed into
     ``<cache_dir>/<fingerprint>/``, so an interrupted write is never read back.
     """
+    build_kwargs = dict(counter=counter, max_bad_fraction=max_bad_fraction, decoder=decoder)
     if not cache_dir:
-        return build_feature_cache(
-            model_split, split, ground_size, aerial_size, batch_size, counter=counter, max_bad_fraction=max_bad_fraction
-        )
-    folder = os.path.join(cache_dir, cache_fingerprint(model_split, split, ground_size, aerial_size))
+        return build_feature_cache(model_split, split, ground_size, aerial_size, batch_size, **build_kwargs)
+    folder = os.path.join(cache_dir, cache_fingerprint(model_split, split, ground_size, aerial_size, decoder))
     if os.path.isdir(folder):
         cache = FeatureCache(**{name: np.load(os.path.join(folder, f"{name}.npy")) for name in _ARRAYS})
         logging.info("Read the frozen stem's features of %d pairs from %s", len(cache.ground), folder)
         return cache
-    cache = build_feature_cache(
-        model_split, split, ground_size, aerial_size, batch_size, counter=counter, max_bad_fraction=max_bad_fraction
-    )
+    cache = build_feature_cache(model_split, split, ground_size, aerial_size, batch_size, **build_kwargs)
     os.makedirs(cache_dir, exist_ok=True)
     partial = tempfile.mkdtemp(prefix=".partial-", dir=cache_dir)
     try:

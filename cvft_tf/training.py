@@ -74,6 +74,7 @@ def eval_dataset(config, split):
         tuple(config.model.aerial_size),
         orientation_noise_deg=config.eval.orientation_noise_deg,
         seed=config.eval.orientation_seed,
+        decoder=config.data.decoder,
     )
 
 
@@ -206,6 +207,7 @@ def train_stream(config, model, train_split, counter):
             counter=counter,
             max_bad_fraction=config.data.max_bad_fraction,
             cache_dir=config.train.feature_cache_dir,
+            decoder=config.data.decoder,
         )
         return lambda start_batch: feature_cache.make_cached_train_dataset(
             cache, train_split, config.train.batch_size, seed=config.train.seed, start_batch=start_batch
@@ -223,6 +225,7 @@ def train_stream(config, model, train_split, counter):
         orientation_noise_deg=config.data.orientation_noise_deg,
         max_bad_fraction=config.data.max_bad_fraction,
         counter=counter,
+        decoder=config.data.decoder,
     ).repeat()
 
 

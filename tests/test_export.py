@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from cvft_tf.data import cvact
-from cvft_tf.data.preprocess import preprocess_aerial_tf, preprocess_ground, preprocess_ground_tf
+from cvft_tf.data.preprocess import resize_image, resize_to_bgr_tf
 from cvft_tf.export import EXPORT_INFO, SIGNATURES, export_saved_model
 from cvft_tf.models.cross_view import CrossViewModel
 
@@ -22,8 +22,8 @@ def test_export_reload_matches_in_memory(tmp_path):
     loaded = tf.saved_model.load(str(path))
     assert set(SIGNATURES) <= set(loaded.signatures)
 
-    ground_ready = preprocess_ground_tf(ground_raw, (32, 128))
-    aerial_ready = preprocess_aerial_tf(aerial_raw, (64, 64))
+    ground_ready = resize_to_bgr_tf(ground_raw, (32, 128))
+    aerial_ready = resize_to_bgr_tf(aerial_raw, (64, 64))
     expected_ground = model.ground_encoder(ground_ready).numpy()
     expected_aerial = model.aerial_encoder(aerial_ready).numpy()
 
@@ -31,9 +31,9 @@ def test_export_reload_matches_in_memory(tmp_path):
     np.testing.assert_allclose(got, expected_ground, atol=1e-5)
     got = loaded.signatures["aerial"](images=tf.constant(aerial_raw))["descriptor"].numpy()
     np.testing.assert_allclose(got, expected_aerial, atol=1e-5)
-    got = loaded.signatures["ground_preprocessed"](images=ground_ready)["descriptor"].numpy()
+    got = loaded.signatures["ground_resized"](images=tf.cast(ground_ready, tf.float32))["descriptor"].numpy()
     np.testing.assert_allclose(got, expected_ground, atol=1e-5)
-    got = loaded.signatures["aerial_preprocessed"](images=aerial_ready)["descriptor"].numpy()
+    got = loaded.signatures["aerial_resized"](images=tf.cast(aerial_ready, tf.float32))["descriptor"].numpy()
     np.testing.assert_allclose(got, expected_aerial, atol=1e-5)
     assert got.shape == (2, model.descriptor_size)
     assert not (tmp_path / "saved.partial").exists()
@@ -48,11 +48,12 @@ def test_a_raw_cvact_panorama_gives_the_loaders_descriptor_and_a_wrong_aerial_a_
     signatures = tf.saved_model.load(str(path)).signatures
     rng = np.random.default_rng(3)
     raw_rgb = rng.integers(0, 256, size=(1, 128, 256, 3), dtype=np.uint8)  # width = 2 x height
-    loader_input = preprocess_ground(cvact.prepare_ground(raw_rgb[0][..., ::-1]), (32, 176))
+    start, stop = cvact.ground_rows(128, 256)
+    loader_input = resize_image(raw_rgb[0][start:stop, :, ::-1], (32, 176))
     expected = model.ground_encoder(loader_input[None]).numpy()
     got = signatures["ground"](images=tf.constant(raw_rgb))["descriptor"].numpy()
     np.testing.assert_allclose(got, expected, atol=1e-3)
-    squashed = model.ground_encoder(preprocess_ground(raw_rgb[0][..., ::-1], (32, 176))[None]).numpy()
+    squashed = model.ground_encoder(resize_image(raw_rgb[0][..., ::-1], (32, 176))[None]).numpy()
     assert np.abs(squashed - expected).max() > 1e-2  # the cut matters
     with pytest.raises(tf.errors.InvalidArgumentError, match="aerial images must be square"):
         signatures["aerial"](images=tf.constant(np.zeros((1, 64, 80, 3), np.uint8)))

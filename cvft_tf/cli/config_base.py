@@ -8,7 +8,7 @@ Each config file calls :func:`base_config`, sets its dataset fields and applies 
 
 import ml_collections
 
-from cvft_tf.data import cvact
+from cvft_tf.data import cvact, pipeline
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.evaluation.recall import BACKENDS as RANK_BACKENDS
 from cvft_tf.models.cross_view import VARIANTS
@@ -58,6 +58,7 @@ def base_config():
     config.data.raw_ground_size = (224, 1232)
     config.data.max_bad_fraction = 0.01
     config.data.orientation_noise_deg = 0.0
+    config.data.decoder = "opencv"
 
     config.train = ml_collections.ConfigDict()
     config.train.epochs = 100
@@ -138,7 +139,7 @@ def check_dataset_sections(config):
     Raises:
         ConfigError: an unknown dataset or CVACT split, no dataset root, a raw panorama size
             that is not two positive integers, a batch or chunk size below 1, an unknown rank
-            backend.
+            backend or image decoder.
     """
     if config.data.name not in DATASETS:
         raise ConfigError(f"config.data.name must be one of {DATASETS}, got {config.data.name!r}")
@@ -148,6 +149,8 @@ def check_dataset_sections(config):
     if config.data.name == "cvact" and config.eval.split not in cvact.SPLIT_FIELDS:
         splits = sorted(cvact.SPLIT_FIELDS)
         raise ConfigError(f"config.eval.split must be one of {splits} for CVACT, got {config.eval.split!r}")
+    if config.data.decoder not in pipeline.DECODERS:
+        raise ConfigError(f"config.data.decoder must be one of {pipeline.DECODERS}, got {config.data.decoder!r}")
     if config.eval.backend not in RANK_BACKENDS:
         raise ConfigError(f"config.eval.backend must be one of {RANK_BACKENDS}, got {config.eval.backend!r}")
     for field in ("batch_size", "chunk_size"):

@@ -16,7 +16,7 @@ file (``model.save_weights``) of the model built from ``--model_config``, a JSON
 Images: ``.jpg``, ``.jpeg``, ``.png`` files anywhere under each folder, named by their path
 relative to it with ``/`` separators, in sorted order. They are read with OpenCV and resized
 to ``--image_size`` as the model's input format wants (ImageNet: bilinear with antialiasing,
-as SALAD's ``T.Resize``; CVFT: ``INTER_AREA`` minus the VGG mean).
+as SALAD's ``T.Resize``; CVFT: ``INTER_AREA`` to uint8 BGR, the model subtracting the VGG mean).
 
 ``--ground_truth`` formats (the queries evaluated are those it lists):
 
@@ -44,7 +44,7 @@ from absl import app, flags, logging
 
 from cvft_tf.checkpoints import write_json_atomic
 from cvft_tf.cli.exits import exit_with_user_error, run_command
-from cvft_tf.data.preprocess import ImageError, preprocess_aerial, read_image
+from cvft_tf.data.preprocess import ImageError, read_image, resize_image
 from cvft_tf.evaluation.place_recall import DEFAULT_CHUNK_SIZE, place_recall
 from cvft_tf.evaluation.recall import REPORTED_KS
 from cvft_tf.interop.imagenet import WeightsFileError
@@ -243,7 +243,7 @@ def embed_images(model, paths, batch_size):
     if model.input_format == "imagenet":
         prepare = preprocess_image
     else:
-        prepare = preprocess_aerial
+        prepare = resize_image
     progress = keras.utils.Progbar(len(paths), unit_name="image")
     descriptors = []
     for start in range(0, len(paths), batch_size):

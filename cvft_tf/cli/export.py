@@ -1,7 +1,7 @@
 """``cvft-export --config configs/X.py --workdir DIR --out SAVEDMODEL``: SavedModel export.
 
-Signatures ``ground``, ``aerial`` (uint8 RGB, any size) and ``ground_preprocessed``,
-``aerial_preprocessed`` (float32 at model size); see ``cvft_tf.export``. An earlier SavedModel
+Signatures ``ground``, ``aerial`` (uint8 RGB, any size) and ``ground_resized``,
+``aerial_resized`` (float32 BGR pixels at model size); see ``cvft_tf.export``. An earlier SavedModel
 at ``--out`` is replaced; a file or a directory of other files there is refused.
 """
 

@@ -41,28 +41,29 @@ _EXTENSIONS = (".png", ".jpg")
 _CUT_ASPECT_TOLERANCE = 0.02
 
 
-def prepare_ground(image):
-    """Raw panorama (width = 2 x height) -> its middle half of rows; a cut one unchanged.
+def ground_rows(height, width):
+    """The rows of a CVACT panorama that are used: the middle half of a raw one, all of a cut one.
 
     Args:
-      image: uint8 [H, W, 3].
+      height, width: the decoded panorama's size.
 
     Returns:
-      uint8 [H // 2, W, 3] for a raw panorama, else ``image``.
+      ``(height // 4, 3 * height // 4)`` for a raw panorama (width = 2 x height,
+      ``preprocess.crop_panorama_middle``), ``(0, height)`` for one already cut (a
+      ``Split.ground_rows`` rule).
 
     Raises:
       ImageError: neither raw (W = 2H, e.g. 832x1664) nor cut (W/H = 616/112, e.g. 112x616).
     """
-    height, width = image.shape[:2]
     if width == 2 * height:
-        return preprocess.crop_panorama_middle(image)
+        return height // 4, 3 * height // 4
     cut_aspect = preprocess.GROUND_SIZE[1] / preprocess.GROUND_SIZE[0]
     if abs(width / height / cut_aspect - 1.0) > _CUT_ASPECT_TOLERANCE:
         raise preprocess.ImageError(
             f"has size {height}x{width}, expected a raw panorama (width = 2 x height, "
             "e.g. 832x1664) or one cut to its middle half (e.g. 112x616)"
         )
-    return image
+    return 0, height
 
 
 def _pano_ids(array):
@@ -174,5 +175,5 @@ def read_split(root, split="train", mat_path=None):
         aerial_paths=tuple(aerial_paths),
         sources=tuple(sources),
         utm=utm[indices],
-        prepare_ground=prepare_ground,
+        ground_rows=ground_rows,
     )

@@ -23,19 +23,25 @@ _FIELDS = 3
 _SHOWN_CHARS = 120
 
 
-def check_raw_ground(image, raw_size=RAW_GROUND_SIZE):
-    """The original's panorama rule: exactly ``raw_size`` (None: any size). Returns ``image``.
+def raw_ground_rows(height, width, raw_size=RAW_GROUND_SIZE):
+    """The original's panorama rule: exactly ``raw_size`` (None: any size); all rows are used.
+
+    Args:
+      height, width: the decoded panorama's size.
+      raw_size: (height, width) every panorama must have, or None.
+
+    Returns:
+      ``(0, height)``: the rows kept (a ``Split.ground_rows`` rule).
 
     Raises:
       ImageError: the panorama has another size.
     """
-    height, width = image.shape[:2]
     if raw_size is not None and (height, width) != tuple(raw_size):
         raise preprocess.ImageError(
             f"has size {height}x{width}, expected {raw_size[0]}x{raw_size[1]} "
             "(raw_ground_size)"
         )
-    return image
+    return 0, height
 
 
 def read_split(root, split_csv="train", raw_ground_size=RAW_GROUND_SIZE):
@@ -91,5 +97,5 @@ def read_split(root, split_csv="train", raw_ground_size=RAW_GROUND_SIZE):
         ground_paths=tuple(ground_paths),
         aerial_paths=tuple(aerial_paths),
         sources=tuple(sources),
-        prepare_ground=functools.partial(check_raw_ground, raw_size=raw_ground_size),
+        ground_rows=functools.partial(raw_ground_rows, raw_size=raw_ground_size),
     )

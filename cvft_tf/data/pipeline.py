@@ -1,12 +1,15 @@
 """tf.data pipelines over a split of (ground, aerial) pairs, with the original's preprocessing.
 
 A ``Split`` (from ``cvusa.read_split`` or ``cvact.read_split``) lists the pairs' files; the
-pipelines decode them with OpenCV inside ``tf.numpy_function`` (``preprocess.read_image``,
-``preprocess.preprocess_ground`` / ``preprocess_aerial``), so the pixels are the original
-code's exactly, and batch them as dicts:
+pipelines read each file once, decode it, apply the split's row rule (size checks, CVACT's
+middle-half cut) and resize it with INTER_AREA: by default with OpenCV inside
+``tf.numpy_function`` (``preprocess.read_image``, ``preprocess.resize_image``), so the pixels
+are the original code's exactly, or with ``decoder="tensorflow"`` in TensorFlow ops
+(:data:`DECODERS`). Images stay uint8 until the model, which subtracts the VGG mean as its
+first layer. Batches are dicts:
 
-- ``"ground"``: float32 [batch, ground_h, ground_w, 3], BGR minus ``VGG_MEAN_BGR``;
-- ``"aerial"``: float32 [batch, aerial_h, aerial_w, 3], likewise;
+- ``"ground"``: uint8 [batch, ground_h, ground_w, 3], BGR pixels;
+- ``"aerial"``: uint8 [batch, aerial_h, aerial_w, 3], likewise;
 - ``"utm"``: float32 [batch, 2], metres (splits with positions: CVACT);
 - ``"distance_sq"``: float32 [batch, batch], squared UTM distances, computed in float64
   (training, splits with positions; for the masked loss);
@@ -106,20 +109,32 @@ class FileIndex:
         return name in self._names[directory]
 
 
-def require_square(image):
-    """The original's aerial rule: an aerial tile must be square. Returns ``image``.
+def whole_image(height, width):
+    """The default row rule: every row of the image is used. Returns ``(0, height)``."""
+    return 0, height
+
+
+def square_tile(height, width):
+    """The original's aerial rule: a tile must be square; all its rows are used.
+
+    Returns:
+      ``(0, height)``.
 
     Raises:
       ImageError: the image is not square.
     """
-    height, width = image.shape[:2]
     if height != width:
         raise preprocess.ImageError(f"has size {height}x{width}, expected a square aerial tile")
-    return image
+    return 0, height
 
 
-def _unchanged(image):
-    return image
+DECODERS = ("opencv", "tensorflow")
+"""How a pipeline decodes and resizes images.
+
+``opencv``: ``cv2.imdecode`` and ``cv2.resize(INTER_AREA)`` in ``tf.numpy_function``, the
+original's pixels exactly (the default). ``tensorflow``: the file is read and checked in
+Python, then decoded and resized in TensorFlow ops, which run in parallel without the GIL;
+pixels within 1 level of OpenCV's (``preprocess`` module docstring); JPEG and PNG only."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -132,9 +147,10 @@ class Split:
       aerial_paths: N paths of aerial tiles.
       sources: N strings saying where each pair is listed (``"file:line"`` or mat row).
       utm: float64 [N, 2] positions in metres, or None (CVUSA).
-      prepare_ground: raw BGR uint8 [H, W, 3] -> uint8 image to resize (checks, crops);
-        raises ``preprocess.ImageError`` when the panorama cannot be used.
-      prepare_aerial: the same for aerial tiles (default: must be square).
+      ground_rows: ``(height, width)`` of a decoded panorama -> ``(start, stop)``, the rows
+        to resize (checks and crops); raises ``preprocess.ImageError`` when the panorama
+        cannot be used.
+      aerial_rows: the same for aerial tiles (default: must be square).
     """
 
     name: str
@@ -142,8 +158,8 @@ class Split:
     aerial_paths: tuple
     sources: tuple
     utm: np.ndarray | None = None
-    prepare_ground: Callable = _unchanged
-    prepare_aerial: Callable = require_square
+    ground_rows: Callable = whole_image
+    aerial_rows: Callable = square_tile
 
     def __len__(self):
         return len(self.ground_paths)
@@ -193,69 +209,162 @@ class DecodeCounter:
             return len(self._bad)
 
 
-def _load(path, prepare):
-    image = preprocess.read_image(path)
+def _rows_of(path, rows, shape):
+    """``rows(height, width)`` of an image of ``shape``; an ImageError names ``path``."""
     try:
-        return prepare(image)
+        return rows(int(shape[0]), int(shape[1]))
     except preprocess.ImageError as error:
         raise preprocess.ImageError(f"{path} {error}") from None
 
 
-def _decoder(split, ground_size, aerial_size, counter, max_bad_fraction):
-    """numpy function: pair index -> (ground, aerial, status, message).
+def _read_rows(path, rows):
+    """The image at ``path`` (OpenCV, BGR uint8), cut to the rows the rule ``rows`` keeps."""
+    image = preprocess.read_image(path)
+    start, stop = _rows_of(path, rows, image.shape)
+    return image[start:stop]
 
-    With a ``counter`` (training) a bad pair is skipped (status _SKIP) until more than
-    ``max_bad_fraction`` of the split is bad (status _FATAL); without (evaluation) any bad
-    pair is _FATAL.
-    """
-    blank_ground = np.zeros((*ground_size, 3), np.float32)
-    blank_aerial = np.zeros((*aerial_size, 3), np.float32)
-    bad_limit = math.floor(max_bad_fraction * len(split))
+
+class _BadPairs:
+    """What happens to a bad pair: with a counter (training) it is skipped (_SKIP) until more
+    than ``max_bad_fraction`` of the split is bad (_FATAL); without (evaluation) it is _FATAL."""
+
+    def __init__(self, split, counter, max_bad_fraction):
+        self.split = split
+        self.counter = counter
+        self.max_bad_fraction = max_bad_fraction
+        self.limit = math.floor(max_bad_fraction * len(split))
+
+    def good(self, index):
+        if self.counter is not None:
+            self.counter._count(index, ok=True)
+        return np.int32(_OK), ""
+
+    def bad(self, index, error):
+        """``(status, message)`` for pair ``index``, found bad with ``error``."""
+        problem = f"{self.split.sources[index]}: {error}".replace("\n", " ")
+        if self.counter is None:
+            return np.int32(_FATAL), f"bad image in evaluation: {problem}"
+        bad_pairs = self.counter._count(index, ok=False)
+        logging.warning(
+            "Skipping training pair %d (%d of %d pairs bad so far): %s",
+            index, bad_pairs, len(self.split), problem,
+        )  # fmt: skip
+        if bad_pairs > self.limit:
+            message = (
+                f"{bad_pairs} of the {len(self.split)} pairs of {self.split.name} are bad, more than "
+                f"max_bad_fraction={self.max_bad_fraction}; the last: {problem}"
+            )
+            return np.int32(_FATAL), message
+        return np.int32(_SKIP), problem
+
+
+def _opencv_pair_fn(split, ground_size, aerial_size, bad_pairs):
+    """Graph function: pair index -> (ground uint8, aerial uint8, status), decoded by OpenCV."""
+    blank_ground = np.zeros((*ground_size, 3), np.uint8)
+    blank_aerial = np.zeros((*aerial_size, 3), np.uint8)
 
     def decode(index):
         index = int(index)
         try:
-            ground = _load(split.ground_paths[index], split.prepare_ground)
-            aerial = _load(split.aerial_paths[index], split.prepare_aerial)
-            ground = preprocess.preprocess_ground(ground, ground_size)
-            aerial = preprocess.preprocess_aerial(aerial, aerial_size)
+            ground = preprocess.resize_image(_read_rows(split.ground_paths[index], split.ground_rows), ground_size)
+            aerial = preprocess.resize_image(_read_rows(split.aerial_paths[index], split.aerial_rows), aerial_size)
         except (preprocess.ImageError, cv2.error) as error:
-            problem = f"{split.sources[index]}: {error}".replace("\n", " ")
-            if counter is None:
-                message = f"bad image in evaluation: {problem}"
-                return blank_ground, blank_aerial, np.int32(_FATAL), message
-            bad_pairs = counter._count(index, ok=False)
-            logging.warning(
-                "Skipping training pair %d (%d of %d pairs bad so far): %s",
-                index, bad_pairs, len(split), problem,
-            )
-            if bad_pairs > bad_limit:
-                message = (
-                    f"{bad_pairs} of the {len(split)} pairs of {split.name} are bad, more than "
-                    f"max_bad_fraction={max_bad_fraction}; the last: {problem}"
-                )
-                return blank_ground, blank_aerial, np.int32(_FATAL), message
-            return blank_ground, blank_aerial, np.int32(_SKIP), problem
-        if counter is not None:
-            counter._count(index, ok=True)
-        return ground, aerial, np.int32(_OK), ""
+            return (blank_ground, blank_aerial, *bad_pairs.bad(index, error))
+        return (ground, aerial, *bad_pairs.good(index))
 
-    return decode
+    def pair(index):
+        ground, aerial, status, message = tf.numpy_function(
+            decode, [index], [tf.uint8, tf.uint8, tf.int32, tf.string], stateful=True
+        )
+        return ground, aerial, _checked_status(status, message)
+
+    return pair
 
 
-def _element_fn(split, ground_size, aerial_size, decode, orientation_noise_deg):
+def _tensorflow_pair_fn(split, ground_size, aerial_size, bad_pairs):
+    """Graph function: pair index -> (ground uint8, aerial uint8, status), decoded by TF ops.
+
+    Python reads each file once and checks it (``preprocess.read_image_bytes``), and applies
+    the split's row rules to the decoded sizes; decoding and resizing run in TF ops.
+    """
+
+    def read(index):
+        index = int(index)
+        try:
+            data = []
+            for path in (split.ground_paths[index], split.aerial_paths[index]):
+                content, image_format = preprocess.read_image_bytes(path)
+                if image_format is None:
+                    raise preprocess.ImageError(
+                        f"{path} is neither a JPEG nor a PNG, the formats of the tensorflow decoder"
+                    )
+                data.append(content)
+        except preprocess.ImageError as error:
+            return (b"", b"", *bad_pairs.bad(index, error))
+        return (*data, np.int32(_OK), "")
+
+    def rows(index, ground_shape, aerial_shape):
+        index = int(index)
+        try:
+            ground = _rows_of(split.ground_paths[index], split.ground_rows, ground_shape)
+            aerial = _rows_of(split.aerial_paths[index], split.aerial_rows, aerial_shape)
+        except preprocess.ImageError as error:
+            return (np.zeros(4, np.int32), *bad_pairs.bad(index, error))
+        return (np.asarray([*ground, *aerial], np.int32), *bad_pairs.good(index))
+
+    def decoded_pair(index, ground_data, aerial_data):
+        ground = preprocess.decode_image_tf(ground_data)
+        aerial = preprocess.decode_image_tf(aerial_data)
+        bounds, status, message = tf.numpy_function(
+            rows, [index, tf.shape(ground)[:2], tf.shape(aerial)[:2]], [tf.int32, tf.int32, tf.string], stateful=True
+        )
+        status = _checked_status(status, message)
+        return tf.cond(
+            tf.equal(status, _OK),
+            lambda: (
+                preprocess.resize_to_bgr_tf(ground[bounds[0] : bounds[1]], ground_size),
+                preprocess.resize_to_bgr_tf(aerial[bounds[2] : bounds[3]], aerial_size),
+                status,
+            ),
+            lambda: blank_pair(status),
+        )
+
+    def blank_pair(status):
+        return tf.zeros([*ground_size, 3], tf.uint8), tf.zeros([*aerial_size, 3], tf.uint8), status
+
+    def pair(index):
+        ground_data, aerial_data, status, message = tf.numpy_function(
+            read, [index], [tf.string, tf.string, tf.int32, tf.string], stateful=True
+        )
+        status = _checked_status(status, message)
+        return tf.cond(
+            tf.equal(status, _OK),
+            lambda: decoded_pair(index, ground_data, aerial_data),
+            lambda: blank_pair(status),
+        )
+
+    return pair
+
+
+_PAIR_FNS = {"opencv": _opencv_pair_fn, "tensorflow": _tensorflow_pair_fn}
+
+
+def _checked_status(status, message):
+    """``status``, after asserting it is not _FATAL (the error carries ``message``)."""
+    check = tf.debugging.Assert(tf.not_equal(status, _FATAL), [tf.strings.join([_ERROR_MARKER, message])])
+    with tf.control_dependencies([check]):
+        return tf.identity(status)
+
+
+def _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, orientation_noise_deg):
     """Graph function (index, noise_seed) -> (element dict, status)."""
+    if decoder not in _PAIR_FNS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    pair = _PAIR_FNS[decoder](split, ground_size, aerial_size, bad_pairs)
     utm_table = None if split.utm is None else tf.constant(split.utm, tf.float64)
 
     def element(index, noise_seed):
-        ground, aerial, status, message = tf.numpy_function(
-            decode, [index], [tf.float32, tf.float32, tf.int32, tf.string], stateful=True
-        )
-        check = tf.debugging.Assert(
-            tf.not_equal(status, _FATAL), [tf.strings.join([_ERROR_MARKER, message])]
-        )
-        with tf.control_dependencies([check]):
-            ground, aerial, status = tf.identity(ground), tf.identity(aerial), tf.identity(status)
+        ground, aerial, status = pair(index)
         ground.set_shape((*ground_size, 3))
         aerial.set_shape((*aerial_size, 3))
         if orientation_noise_deg:
@@ -364,6 +473,7 @@ def make_train_dataset(
     orientation_noise_deg=0.0,
     max_bad_fraction=0.01,
     counter=None,
+    decoder="opencv",
 ):
     """Training batches of one epoch, full batches, bad pairs skipped and counted.
 
@@ -388,10 +498,11 @@ def make_train_dataset(
         stops the iteration with a DatasetError (see ``dataset_errors``) naming the file.
       counter: a ``DecodeCounter`` to count in (pass one to log it; a resumed run's
         restored one), or None.
+      decoder: one of :data:`DECODERS`.
 
     Returns:
-      ``tf.data.Dataset`` of dicts: ``ground`` float32 [batch_size, *ground_size, 3],
-      ``aerial`` float32 [batch_size, *aerial_size, 3], and for splits with positions
+      ``tf.data.Dataset`` of dicts: ``ground`` uint8 [batch_size, *ground_size, 3],
+      ``aerial`` uint8 [batch_size, *aerial_size, 3] (BGR), and for splits with positions
       ``utm`` float32 [batch_size, 2] and ``distance_sq`` float32 [batch_size, batch_size].
 
     Raises:
@@ -404,10 +515,10 @@ def make_train_dataset(
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**31)
     counter = counter or DecodeCounter()
-    decode = _decoder(split, ground_size, aerial_size, counter, max_bad_fraction)
+    bad_pairs = _BadPairs(split, counter, max_bad_fraction)
     start = stream_position(start_batch, counter.usable(len(split)), batch_size, seed)
     dataset = training_order(len(split), seed, start).map(
-        _element_fn(split, ground_size, aerial_size, decode, orientation_noise_deg),
+        _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, orientation_noise_deg),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
@@ -419,17 +530,17 @@ def make_train_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def make_ordered_pairs(split, ground_size, aerial_size, *, counter, max_bad_fraction):
+def make_ordered_pairs(split, ground_size, aerial_size, *, counter, max_bad_fraction, decoder="opencv"):
     """Every usable pair once, in split order, with its index; bad pairs skipped and counted.
 
     For one pass over a training split (``feature_cache``): the skipping rule is training's.
 
     Returns:
-      ``tf.data.Dataset`` of ``(ground, aerial, index)``: float32 [*ground_size, 3],
-      float32 [*aerial_size, 3], int64 (unbatched).
+      ``tf.data.Dataset`` of ``(ground, aerial, index)``: uint8 [*ground_size, 3],
+      uint8 [*aerial_size, 3] (BGR), int64 (unbatched).
     """
-    decode = _decoder(split, ground_size, aerial_size, counter, max_bad_fraction)
-    element = _element_fn(split, ground_size, aerial_size, decode, 0.0)
+    bad_pairs = _BadPairs(split, counter, max_bad_fraction)
+    element = _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, 0.0)
     noise_seed = tf.constant(0, tf.int64)
 
     def indexed(index):
@@ -451,6 +562,7 @@ def make_eval_dataset(
     *,
     orientation_noise_deg=0.0,
     seed=0,
+    decoder="opencv",
 ):
     """Evaluation batches: every pair once, in split order; a bad image is an error.
 
@@ -462,15 +574,16 @@ def make_eval_dataset(
       orientation_noise_deg: D; each panorama is turned by an azimuth uniform in [-D, D]
         degrees, drawn from (``seed``, pair index), so every run sees the same angles.
       seed: int, seeds the orientation noise.
+      decoder: one of :data:`DECODERS`.
 
     Returns:
-      ``tf.data.Dataset`` of dicts: ``ground`` float32 [b, *ground_size, 3], ``aerial``
-      float32 [b, *aerial_size, 3], ``index`` int64 [b], and ``utm`` float32 [b, 2] for
+      ``tf.data.Dataset`` of dicts: ``ground`` uint8 [b, *ground_size, 3], ``aerial``
+      uint8 [b, *aerial_size, 3] (BGR), ``index`` int64 [b], and ``utm`` float32 [b, 2] for
       splits with positions (b = batch_size, less in the last batch). Iterating stops with
       a DatasetError (see ``dataset_errors``) naming the file of a bad image.
     """
-    decode = _decoder(split, ground_size, aerial_size, None, 0.0)
-    element = _element_fn(split, ground_size, aerial_size, decode, orientation_noise_deg)
+    bad_pairs = _BadPairs(split, None, 0.0)
+    element = _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, orientation_noise_deg)
     noise_seed = tf.constant(seed, tf.int64)
 
     def eval_element(index):

@@ -1,30 +1,30 @@
-"""Image preprocessing of the original CVFT code: OpenCV BGR, float32, VGG mean subtracted.
+"""Image preprocessing of the original CVFT code: OpenCV BGR, INTER_AREA resize, VGG mean.
 
-The original reads images with ``cv2.imread`` (BGR), resizes with ``cv2.INTER_AREA`` and
-subtracts a per-channel mean; there is no scaling. Note the red mean is 123.6, not the
-usual 123.68 (see ``docs/original.md``).
+The original reads images with ``cv2.imread`` (BGR), resizes them with ``cv2.INTER_AREA``
+to uint8 and subtracts a per-channel mean in float32; there is no scaling. Note the red mean
+is 123.6, not the usual 123.68 (see ``docs/original.md``). The port splits this in two: the
+input pipelines stop at the resized uint8 BGR image (a quarter of the bytes of float32) and
+the model subtracts the mean as its first layer (``cvft_tf.layers.pixels.CenterPixels``),
+with the same float32 arithmetic.
 
-Two implementations of the same preprocessing live here:
+Two implementations of the resize live here:
 
-- ``read_image`` + ``preprocess_ground`` / ``preprocess_aerial``: numpy and OpenCV, the very
-  calls of the original (``cv2.imread``, ``cv2.resize(..., interpolation=cv2.INTER_AREA)``
-  to uint8, then float32 minus the mean). The tf.data pipelines run these inside
-  ``tf.numpy_function``, so their pixels equal the original's exactly (difference 0).
-- ``preprocess_ground_tf`` / ``preprocess_aerial_tf``: TensorFlow ops only, for graphs that
-  must not call Python (the SavedModel export). They take decoded RGB uint8 batches.
-  ``tf.image.resize(method="area")`` computes the same box average as INTER_AREA when
-  shrinking; rounding it half up to whole numbers reproduces OpenCV's uint8 result. Measured
-  against the OpenCV path on noisy images: identical for 224x1232 -> 112x616,
-  750x750 -> 256x256, 1200x1200 -> 256x256 and 112x616 -> 32x176; at most 1.0 (mean
-  0.0005, float rounding at exact halves) for 416x1664 -> 112x616. The bound stated and
-  tested is max |difference| <= 1.0 and mean <= 0.05 on the 0-255 scale, for shrinking or
-  keeping the size; no bound is claimed for enlarging, where INTER_AREA interpolates.
-  Decoding a JPEG with ``tf.io.decode_jpeg(..., dct_method="INTEGER_ACCURATE")`` (fancy
-  upscaling on, the default) gives the same pixels as ``cv2.imread`` (libjpeg-turbo, ISLOW);
-  the default ``dct_method`` does not (up to 7 levels off).
+- ``read_image`` + ``resize_image``: numpy and OpenCV, the very calls of the original
+  (``cv2.imread``'s decoder, ``cv2.resize(..., interpolation=cv2.INTER_AREA)`` to uint8), so
+  the pixels equal the original's exactly (difference 0). ``read_image`` opens each file once.
+- ``decode_image_tf`` + ``resize_to_bgr_tf``: TensorFlow ops only, for graphs that must not
+  call Python (the SavedModel export, the ``decode="tensorflow"`` pipelines, which run
+  without the GIL). ``tf.image.resize(method="area")`` computes the same box average as
+  INTER_AREA when shrinking; rounding it half up to whole numbers reproduces OpenCV's uint8
+  result. Measured against the OpenCV path on noisy images: identical for 224x1232 ->
+  112x616, 750x750 -> 256x256, 1200x1200 -> 256x256 and 112x616 -> 32x176; at most 1 level
+  (mean 0.0005, float rounding at exact halves) for 416x1664 -> 112x616. The bound stated
+  and tested is max |difference| <= 1 and mean <= 0.05 levels on the 0-255 scale, for
+  shrinking or keeping the size; no bound is claimed for enlarging, where INTER_AREA
+  interpolates. ``decode_image_tf`` decodes a JPEG with ``dct_method="INTEGER_ACCURATE"``
+  (fancy upscaling on, the default), which gives the same pixels as ``cv2.imread``
+  (libjpeg-turbo, ISLOW); the default ``dct_method`` does not (up to 7 levels off).
 """
-
-import os
 
 import cv2
 import numpy as np
@@ -39,7 +39,9 @@ GROUND_SIZE = (112, 616)
 AERIAL_SIZE = (256, 256)
 """(height, width) of the aerial tile fed to the network."""
 
+_JPEG_START = b"\xff\xd8"
 _JPEG_END = b"\xff\xd9"
+_PNG_START = b"\x89PNG"
 _PNG_END = b"IEND\xaeB`\x82"
 _TAIL_BYTES = 4096
 
@@ -48,13 +50,59 @@ class ImageError(ValueError):
     """An image that cannot be used: missing, unreadable, truncated or of the wrong size."""
 
 
-def read_image(path):
-    """Reads an image file as the original does (``cv2.imread``, BGR) and checks it is whole.
+def check_image_bytes(data, path):
+    """Checks that the bytes of an image file are whole, which ``cv2.imread`` does not say.
 
     ``cv2.imread`` returns the decodable part of a truncated JPEG (filled with grey) without
-    an error, so the file's tail is checked first: the last 4 KiB of a JPEG must hold its
+    an error, so the file's tail is checked: the last 4 KiB of a JPEG must hold its
     end-of-image marker (which compressed data cannot contain) and those of a PNG its IEND
-    chunk; bytes after the marker are allowed.
+    chunk; bytes after the marker are allowed. Other formats are left to the decoder.
+
+    Args:
+      data: the file's bytes.
+      path: the file's path, for the message.
+
+    Returns:
+      ``"jpeg"``, ``"png"``, or None for another format.
+
+    Raises:
+      ImageError: the file is empty, or a truncated JPEG or PNG.
+    """
+    tail = data[-_TAIL_BYTES:]
+    if data.startswith(_JPEG_START):
+        if _JPEG_END not in tail:
+            raise ImageError(f"{path} is truncated (the JPEG has no end-of-image marker)")
+        return "jpeg"
+    if data.startswith(_PNG_START):
+        if _PNG_END not in tail:
+            raise ImageError(f"{path} is truncated (the PNG has no IEND chunk)")
+        return "png"
+    if not data:
+        raise ImageError(f"{path} is empty")
+    return None
+
+
+def read_image_bytes(path):
+    """The bytes of an image file, read once, and their format (:func:`check_image_bytes`).
+
+    Returns:
+      ``(data, format)``: bytes, and ``"jpeg"``, ``"png"`` or None.
+
+    Raises:
+      ImageError: the file is missing or unreadable, empty, or a truncated JPEG or PNG.
+    """
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as error:
+        raise ImageError(f"cannot open {path}: {error.strerror}") from None
+    return data, check_image_bytes(data, path)
+
+
+def read_image(path):
+    """Reads an image file as the original does (``cv2.imread``'s decoder, BGR), opening it once.
+
+    ``cv2.imdecode`` of the file's bytes is ``cv2.imread`` of the file, pixel for pixel.
 
     Args:
       path: path of a JPEG or PNG file.
@@ -65,105 +113,64 @@ def read_image(path):
     Raises:
       ImageError: the file is missing, truncated or not decodable; the message names it.
     """
-    try:
-        with open(path, "rb") as file:
-            head = file.read(8)
-            file.seek(0, os.SEEK_END)
-            file.seek(max(0, file.tell() - _TAIL_BYTES))
-            tail = file.read()
-    except OSError as error:
-        raise ImageError(f"cannot open {path}: {error.strerror}") from None
-    if head.startswith(b"\xff\xd8") and _JPEG_END not in tail:
-        raise ImageError(f"{path} is truncated (the JPEG has no end-of-image marker)")
-    if head.startswith(b"\x89PNG") and _PNG_END not in tail:
-        raise ImageError(f"{path} is truncated (the PNG has no IEND chunk)")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    data, _ = read_image_bytes(path)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ImageError(f"{path} is not a readable image")
     return image
 
 
-def crop_panorama_middle(panorama):
-    """Keeps the middle half of a panorama's rows (CVACT 832x1664 -> rows 208..624).
+def resize_image(image_bgr, size):
+    """The original's resize: ``cv2.resize(..., interpolation=cv2.INTER_AREA)`` to uint8.
 
     Args:
-      panorama: array [height, width, channels].
+      image_bgr: uint8 array [height, width, 3], BGR (as ``cv2.imread`` gives).
+      size: (height, width) of the output; an image already of that size is not resized.
 
     Returns:
-      view [height // 2, width, channels] of rows ``height // 4`` to ``3 * height // 4``.
+      uint8 array [size[0], size[1], 3], BGR: what the model takes (it subtracts the mean).
     """
-    height = panorama.shape[0]
-    return panorama[height // 4 : 3 * height // 4]
-
-
-def _resize_and_center(image_bgr, size):
     height, width = size
-    if image_bgr.shape[:2] != (height, width):
-        image_bgr = cv2.resize(image_bgr, (width, height), interpolation=cv2.INTER_AREA)
-    return image_bgr.astype(np.float32) - np.asarray(VGG_MEAN_BGR, np.float32)
+    if image_bgr.shape[:2] == (height, width):
+        return image_bgr
+    return cv2.resize(image_bgr, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def preprocess_ground(image_bgr, size=GROUND_SIZE):
-    """Ground panorama as the network sees it: INTER_AREA resize, float32, BGR mean removed.
-
-    Args:
-      image_bgr: uint8 array [height, width, 3], BGR (as ``cv2.imread`` gives).
-      size: (height, width) of the output; an image already of that size is not resized.
-
-    Returns:
-      float32 array [size[0], size[1], 3], BGR minus ``VGG_MEAN_BGR``.
-    """
-    return _resize_and_center(image_bgr, size)
-
-
-def preprocess_aerial(image_bgr, size=AERIAL_SIZE):
-    """Aerial tile as the network sees it: INTER_AREA resize, float32, BGR mean removed.
+def decode_image_tf(data):
+    """Decodes JPEG or PNG bytes in TensorFlow ops as ``cv2.imread`` does (module docstring).
 
     Args:
-      image_bgr: uint8 array [height, width, 3], BGR (as ``cv2.imread`` gives).
-      size: (height, width) of the output; an image already of that size is not resized.
+      data: scalar string tensor, the bytes of a JPEG or PNG file.
 
     Returns:
-      float32 array [size[0], size[1], 3], BGR minus ``VGG_MEAN_BGR``.
+      uint8 tensor [height, width, 3], RGB.
     """
-    return _resize_and_center(image_bgr, size)
+    return tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_png(data, channels=3, dtype=tf.uint8),
+    )
 
 
-def _resize_and_center_tf(images_rgb, size):
-    images = tf.convert_to_tensor(images_rgb)
-    resized = tf.image.resize(tf.cast(images, tf.float32), size, method="area")
-    # OpenCV writes its uint8 result rounded half up (fast path for whole scale factors).
-    resized = tf.floor(resized + 0.5)
-    return resized[..., ::-1] - tf.constant(VGG_MEAN_BGR, tf.float32)
+def resize_to_bgr_tf(images_rgb, size):
+    """TF-ops version of :func:`resize_image` for decoded RGB images (serving graphs, pipelines).
 
-
-def preprocess_ground_tf(images_rgb, size=GROUND_SIZE):
-    """TF-ops version of ``preprocess_ground`` for decoded RGB batches (serving graphs).
-
-    Area resize rounded to whole levels, RGB -> BGR, mean removed; within 1.0 (max) and 0.05
+    Area resize rounded half up to whole levels, RGB -> BGR; within 1 level (max) and 0.05
     (mean) of the OpenCV path when shrinking or keeping the size (module docstring).
 
     Args:
-      images_rgb: uint8 tensor [batch, height, width, 3], RGB, any height and width.
+      images_rgb: uint8 tensor [..., height, width, 3], RGB, any height and width (one
+        image or a batch).
       size: (height, width) of the output.
 
     Returns:
-      float32 tensor [batch, size[0], size[1], 3], BGR minus ``VGG_MEAN_BGR``.
+      uint8 tensor [..., size[0], size[1], 3], BGR.
     """
-    return _resize_and_center_tf(images_rgb, size)
-
-
-def preprocess_aerial_tf(images_rgb, size=AERIAL_SIZE):
-    """TF-ops version of ``preprocess_aerial`` for decoded RGB batches (serving graphs).
-
-    Args:
-      images_rgb: uint8 tensor [batch, height, width, 3], RGB, any height and width.
-      size: (height, width) of the output.
-
-    Returns:
-      float32 tensor [batch, size[0], size[1], 3], BGR minus ``VGG_MEAN_BGR``.
-    """
-    return _resize_and_center_tf(images_rgb, size)
+    images = tf.convert_to_tensor(images_rgb)
+    resized = tf.image.resize(tf.cast(images, tf.float32), size, method="area")
+    # OpenCV writes its uint8 result rounded half up (fast path for whole scale factors).
+    resized = tf.clip_by_value(tf.floor(resized + 0.5), 0.0, 255.0)
+    return tf.cast(resized[..., ::-1], tf.uint8)
 
 
 def shift_azimuth(panorama, degrees):

@@ -133,7 +133,9 @@ def build_branch(
 class CrossViewModel(keras.Model):
     """Two-branch cross-view retrieval model with the original's loss and training step.
 
-    Call with ``{"ground": [B, Hg, Wg, 3], "aerial": [B, Ha, Wa, 3]}`` (BGR minus VGG mean);
+    Call with ``{"ground": [B, Hg, Wg, 3], "aerial": [B, Ha, Wa, 3]}``, BGR pixels in
+    [0, 255], uint8 (as the input pipelines yield them) or float; the VGG trunk subtracts the
+    original's mean as its first layer (``layers.pixels.CenterPixels``);
     returns ``{"ground": [B, D], "aerial": [B, D]}`` unit-norm descriptors.
 
     ``train_step`` / ``test_step`` read batches of that dict form, or batches of the frozen

@@ -21,7 +21,7 @@ e.g. the 112x616 ground panoramas give 8x44 patches) and shares the encoder and 
 
 Preprocessing: DINOv2 expects RGB in [0, 1] normalised with the ImageNet mean and std
 (:data:`IMAGENET_MEAN_RGB`, :data:`IMAGENET_STD_RGB`; SALAD's ``T.Normalize``), while the CVFT
-pipeline feeds BGR in [0, 255] minus the VGG mean. :class:`CVFTToDINOv2Input` converts the
+pipeline feeds BGR pixels in [0, 255] (uint8). :class:`CVFTToDINOv2Input` converts the
 latter into the former inside a branch, so one data pipeline feeds both kinds of branch.
 
 Known difference: keras-hub interpolates position embeddings with TensorFlow's bicubic
@@ -38,7 +38,6 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from cvft_tf.data.preprocess import VGG_MEAN_BGR
 from cvft_tf.layers.salad import SALAD
 
 PATCH_SIZE = 14
@@ -71,7 +70,7 @@ IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 """Per-channel standard deviation RGB pixels in [0, 1] are divided by before DINOv2."""
 
 INPUT_FORMATS = ("cvft", "imagenet")
-"""Input images of a branch: ``cvft`` = BGR in [0, 255] minus ``VGG_MEAN_BGR`` (the CVFT
+"""Input images of a branch: ``cvft`` = BGR pixels in [0, 255], uint8 or float (the CVFT
 pipeline), ``imagenet`` = RGB in [0, 1] minus ``IMAGENET_MEAN_RGB`` over ``IMAGENET_STD_RGB``."""
 
 _ARCHITECTURE_KEYS = (
@@ -93,10 +92,10 @@ _ARCHITECTURE_KEYS = (
 
 @keras.saving.register_keras_serializable(package="cvft_tf")
 class CVFTToDINOv2Input(keras.layers.Layer):
-    """CVFT input (BGR, [0, 255], minus ``VGG_MEAN_BGR``) -> DINOv2 input (RGB, ImageNet-normalised).
+    """CVFT input (BGR pixels in [0, 255]) -> DINOv2 input (RGB, ImageNet-normalised).
 
-    ``rgb = (x + VGG_MEAN_BGR)[..., ::-1] / 255``, then ``(rgb - IMAGENET_MEAN_RGB) /
-    IMAGENET_STD_RGB``. ``[B, H, W, 3] -> [B, H, W, 3]``, float32.
+    ``rgb = x[..., ::-1] / 255``, then ``(rgb - IMAGENET_MEAN_RGB) / IMAGENET_STD_RGB``.
+    ``[B, H, W, 3]`` uint8 or float -> ``[B, H, W, 3]`` float32.
     """
 
     def __init__(self, **kwargs):
@@ -104,8 +103,7 @@ class CVFTToDINOv2Input(keras.layers.Layer):
         super().__init__(**kwargs)
 
     def call(self, inputs):
-        bgr = tf.cast(inputs, tf.float32) + tf.constant(VGG_MEAN_BGR, tf.float32)
-        rgb = tf.reverse(bgr, axis=[-1]) / 255.0
+        rgb = tf.reverse(tf.cast(inputs, tf.float32), axis=[-1]) / 255.0
         return (rgb - tf.constant(IMAGENET_MEAN_RGB, tf.float32)) / tf.constant(IMAGENET_STD_RGB, tf.float32)
 
 

@@ -33,7 +33,7 @@ class PlaceRecognitionModel(keras.Model):
         backbone_kwargs: ``DINOV2Backbone`` architecture (default ViT-B/14).
         salad_kwargs: keyword arguments of :class:`~cvft_tf.layers.salad.SALAD`.
         trainable_blocks: last DINOv2 blocks fine-tuned (4).
-        input_format: ``"imagenet"`` (RGB, ImageNet mean/std) or ``"cvft"`` (BGR minus VGG mean).
+        input_format: ``"imagenet"`` (RGB, ImageNet mean/std) or ``"cvft"`` (BGR pixels in [0, 255]).
         preset: local keras-hub preset directory with pretrained DINOv2 weights; its
             architecture is copied into ``backbone_kwargs`` so the saved config never needs it.
         backbone_weights: ``.weights.h5`` of the backbone (instead of ``preset``).

@@ -7,6 +7,9 @@ active in training only. Layers are named as keras.applications' VGG16
 (``block4_conv2`` ...), so its ImageNet weights load by layer name; the original's TF1
 scope ``conv4_2`` maps onto ``block4_conv2``.
 
+The trunk's first layer subtracts the original's per-channel mean (``layers.pixels.CenterPixels``),
+so the trunk, and every model built on it, takes BGR pixels in [0, 255], uint8 or float.
+
 Sizes: aerial 256x256 -> 16x16x512; ground 112x616 -> 7x39x512.
 
 The original always starts from ImageNet weights. For a start from random weights (no
@@ -16,6 +19,8 @@ with nearly the same descriptor (cosine > 0.98), which the loss cannot pull apar
 """
 
 import keras
+
+from cvft_tf.layers.pixels import CenterPixels
 
 VGG16_BLOCK_WIDTHS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512))
 """Output channels of each convolution, per block."""
@@ -41,7 +46,7 @@ def vgg16_trunk(inputs, frozen_blocks=FROZEN_BLOCKS, dropout_rate=DROPOUT_RATE, 
     """Applies the VGG16 trunk to ``inputs`` with fresh layers.
 
     Args:
-        inputs: ``[batch, height, width, 3]`` symbolic tensor (BGR minus VGG mean).
+        inputs: ``[batch, height, width, 3]`` symbolic tensor, BGR pixels in [0, 255].
         frozen_blocks: blocks ``1..frozen_blocks`` get ``trainable=False``.
         dropout_rate: dropout after each convolution of the blocks not frozen.
         dtype: dtype policy of the layers (None: the global policy).
@@ -49,7 +54,7 @@ def vgg16_trunk(inputs, frozen_blocks=FROZEN_BLOCKS, dropout_rate=DROPOUT_RATE, 
     Returns:
         ``[batch, ceil(height / 16), ceil(width / 16), 512]`` conv5_3 feature map.
     """
-    x = inputs
+    x = CenterPixels(name="center_pixels")(inputs)
     for block, widths in enumerate(VGG16_BLOCK_WIDTHS, start=1):
         frozen = block <= frozen_blocks
         for index, width in enumerate(widths, start=1):

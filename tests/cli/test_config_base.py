@@ -30,6 +30,7 @@ def test_the_shipped_configs_pass():
         ("eval.batch_size", 0, "config.eval.batch_size must be a positive integer, got 0"),
         ("eval.chunk_size", -1, "config.eval.chunk_size must be a positive integer, got -1"),
         ("eval.backend", "jax", "config.eval.backend must be one of ('numpy', 'tensorflow'), got 'jax'"),
+        ("data.decoder", "pil", "config.data.decoder must be one of ('opencv', 'tensorflow'), got 'pil'"),
     ],
 )
 def test_config_values_the_commands_cannot_use(field, value, message):

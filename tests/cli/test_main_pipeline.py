@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from configs import cvusa as cvusa_config
 from cvft_tf import checkpoints, training
-from cvft_tf.data.preprocess import preprocess_aerial, preprocess_ground
+from cvft_tf.data.preprocess import resize_image
 from cvft_tf.evaluation.recall import REPORTED_METRICS as REPORTED
 from tests.data.fixtures import write_cvusa_train_val
 
@@ -134,8 +134,8 @@ def test_eval_and_export_commands(dataset_root, tmp_path):
     rng = np.random.default_rng(0)
     ground_rgb = rng.integers(0, 256, size=(2, *RAW_GROUND, 3), dtype=np.uint8)
     aerial_rgb = rng.integers(0, 256, size=(2, 64, 64, 3), dtype=np.uint8)
-    ground_ready = np.stack([preprocess_ground(g[..., ::-1], (32, 176)) for g in ground_rgb])
-    aerial_ready = np.stack([preprocess_aerial(a[..., ::-1], (64, 64)) for a in aerial_rgb])
+    ground_ready = np.stack([resize_image(g[..., ::-1], (32, 176)) for g in ground_rgb])
+    aerial_ready = np.stack([resize_image(a[..., ::-1], (64, 64)) for a in aerial_rgb])
     signatures = tf.saved_model.load(saved).signatures
     np.testing.assert_allclose(
         signatures["ground"](images=tf.constant(ground_rgb))["descriptor"].numpy(),
@@ -143,7 +143,7 @@ def test_eval_and_export_commands(dataset_root, tmp_path):
         atol=1e-5,
     )
     np.testing.assert_allclose(
-        signatures["aerial_preprocessed"](images=tf.constant(aerial_ready))["descriptor"].numpy(),
+        signatures["aerial_resized"](images=tf.constant(aerial_ready, tf.float32))["descriptor"].numpy(),
         model.aerial_encoder(aerial_ready).numpy(),
         atol=1e-5,
     )

@@ -1,7 +1,8 @@
 """Tiny CVUSA and CVACT datasets in their real on-disk layouts, and the expected pixels.
 
-The expected pixels are computed here with OpenCV directly (imread, INTER_AREA resize, the
-original's means typed out), independently of ``cvft_tf.data.preprocess``.
+The expected pixels are computed here with OpenCV directly (imread, INTER_AREA resize; the
+original's means typed out for the model's first layer), independently of
+``cvft_tf.data.preprocess``.
 """
 
 import os
@@ -33,13 +34,14 @@ def write_image(path, image):
 
 
 def expected(path, size, rows=None):
-    """What the original feeds the network for the image file at ``path``."""
+    """The pipelines' uint8 BGR pixels for the image file at ``path``: the original's
+    network input before its mean is subtracted (``MEAN_BGR``, now the model's first layer)."""
     image = cv2.imread(path)
     if rows is not None:
         image = image[rows[0] : rows[1]]
     if image.shape[:2] != tuple(size):
         image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-    return image.astype(np.float32) - MEAN_BGR
+    return image
 
 
 def write_cvusa(root, n_pairs, ground_raw=(16, 88), aerial_raw=(40, 40), csv="train-19zl.csv"):

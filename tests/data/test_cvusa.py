@@ -41,7 +41,7 @@ def test_eval_dataset_every_pair_once_in_order_with_opencv_pixels(root):
     batches = _eval(split)
     assert [b["ground"].shape[0] for b in batches] == [2, 2, 1]
     assert set(batches[0]) == {"ground", "aerial", "index"}
-    assert batches[0]["ground"].dtype == "float32" and batches[0]["aerial"].dtype == "float32"
+    assert batches[0]["ground"].dtype == "uint8" and batches[0]["aerial"].dtype == "uint8"
     assert batches[0]["index"].dtype == "int64"
     ground = np.concatenate([b["ground"] for b in batches])
     aerial = np.concatenate([b["aerial"] for b in batches])

@@ -87,11 +87,12 @@ def _break_pairs(split):
     return [1, 4, 6]
 
 
-def test_training_skips_bad_pairs_and_counts_them(split):
+@pytest.mark.parametrize("decoder", pipeline.DECODERS)
+def test_training_skips_bad_pairs_and_counts_them(split, decoder):
     expected = _expected_grounds(split)
     bad = _break_pairs(split)
     counter = data.DecodeCounter()
-    dataset = _train(split, seed=1, counter=counter, max_bad_fraction=0.5)
+    dataset = _train(split, seed=1, counter=counter, max_bad_fraction=0.5, decoder=decoder)
     good = [i for i in range(N_PAIRS) if i not in bad]
     assert sorted(_pair_order(expected, dataset)) == good
     assert (counter.seen, counter.skipped, counter.bad_pairs) == (N_PAIRS, 3, 3)
@@ -169,6 +170,50 @@ def test_run_time_error_without_the_context_manager_is_a_clear_tf_error(split):
         f"{split.ground_paths[1]}" in error.value.message
     )
     assert "Traceback" not in error.value.message
+
+
+def test_tensorflow_decoder_is_within_a_level_of_opencv_and_names_bad_files(split):
+    """decoder="tensorflow": uint8 pixels within 1 level of OpenCV's; a bad file is named."""
+    batches = list(data.make_eval_dataset(split, 3, fixtures.GROUND_OUT, fixtures.AERIAL_OUT, decoder="tensorflow"))
+    for key, paths, size in (
+        ("ground", split.ground_paths, fixtures.GROUND_OUT),
+        ("aerial", split.aerial_paths, fixtures.AERIAL_OUT),
+    ):
+        images = np.concatenate([batch[key].numpy() for batch in batches])
+        assert images.dtype == np.uint8 and images.shape == (N_PAIRS, *size, 3)
+        reference = np.stack([fixtures.expected(path, size) for path in paths]).astype(np.int32)
+        assert np.abs(images.astype(np.int32) - reference).max() <= 1
+    _break_pairs(split)
+    with pytest.raises(data.DatasetError) as error, data.dataset_errors():
+        list(data.make_eval_dataset(split, 4, fixtures.GROUND_OUT, fixtures.AERIAL_OUT, decoder="tensorflow"))
+    assert str(error.value) == (
+        f"bad image in evaluation: {split.sources[1]}: cannot open {split.ground_paths[1]}: "
+        "No such file or directory"
+    )
+    with open(split.ground_paths[1], "wb") as file:
+        file.write(b"GIF89a garbage")
+    with pytest.raises(data.DatasetError) as error, data.dataset_errors():
+        list(data.make_eval_dataset(split, 4, fixtures.GROUND_OUT, fixtures.AERIAL_OUT, decoder="tensorflow"))
+    assert str(error.value).endswith(
+        f"{split.ground_paths[1]} is neither a JPEG nor a PNG, the formats of the tensorflow decoder"
+    )
+
+
+@pytest.mark.parametrize("decoder", pipeline.DECODERS)
+def test_a_panorama_of_the_wrong_size_is_skipped_and_named(tmp_path, decoder):
+    fixtures.write_cvusa(str(tmp_path), 4)
+    split = cvusa.read_split(str(tmp_path), "train", raw_ground_size=RAW_GROUND)
+    fixtures.write_image(split.ground_paths[2], fixtures.make_image(16, 80, seed=1))
+    counter = data.DecodeCounter()
+    assert len(list(_train(split, seed=0, counter=counter, max_bad_fraction=0.5, decoder=decoder))) == 3
+    assert counter.state()["bad_pairs"] == [2]
+    with pytest.raises(data.DatasetError) as error, data.dataset_errors():
+        list(data.make_eval_dataset(split, 4, fixtures.GROUND_OUT, fixtures.AERIAL_OUT, decoder=decoder))
+    assert str(error.value).endswith(
+        f"{split.ground_paths[2]} has size 16x80, expected {RAW_GROUND[0]}x{RAW_GROUND[1]} (raw_ground_size)"
+    )
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        data.make_eval_dataset(split, 4, decoder="pillow")
 
 
 def test_evaluation_stops_at_the_first_bad_image(split):

@@ -1,4 +1,4 @@
-"""Preprocessing parity with OpenCV (the original's imread + INTER_AREA + means)."""
+"""Preprocessing parity with OpenCV (the original's imread + INTER_AREA) and its mean."""
 
 import cv2
 import numpy as np
@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from cvft_tf.data import preprocess
+from cvft_tf.layers.pixels import CenterPixels
 from tests.data import fixtures
 
 
@@ -25,17 +26,22 @@ def test_numpy_path_equals_opencv(tmp_path, extension, raw, size):
     fixtures.write_image(path, fixtures.make_image(*raw, seed=5))
     image = preprocess.read_image(path)
     np.testing.assert_array_equal(image, cv2.imread(path))
-    for function in (preprocess.preprocess_ground, preprocess.preprocess_aerial):
-        output = function(image, size)
-        assert output.dtype == np.float32 and output.shape == (*size, 3)
-        np.testing.assert_array_equal(output, fixtures.expected(path, size))
+    output = preprocess.resize_image(image, size)
+    assert output.dtype == np.uint8 and output.shape == (*size, 3)
+    np.testing.assert_array_equal(output, fixtures.expected(path, size))
 
 
-def test_default_sizes(tmp_path):
-    image = fixtures.make_image(224, 1232, seed=1)
-    assert preprocess.preprocess_ground(image).shape == (112, 616, 3)
-    aerial = fixtures.make_image(300, 300, seed=2)
-    assert preprocess.preprocess_aerial(aerial).shape == (256, 256, 3)
+def test_the_model_subtracts_the_originals_mean_in_float32():
+    """The original: ``img.astype(np.float32)``, then ``img[:, :, c] -= mean`` in place."""
+    pixels = fixtures.make_image(4, 6, seed=9)
+    original = pixels.astype(np.float32)
+    for channel, mean in enumerate((103.939, 116.779, 123.6)):
+        original[:, :, channel] -= mean
+    centred = CenterPixels()(pixels[None]).numpy()[0]
+    np.testing.assert_array_equal(centred, original)
+    np.testing.assert_array_equal(CenterPixels()(pixels[None].astype(np.float32)).numpy()[0], original)
+    restored = CenterPixels.from_config(CenterPixels(mean=(1.0, 2.0, 3.0)).get_config())
+    np.testing.assert_array_equal(restored(np.zeros((1, 1, 1, 3), np.uint8)).numpy()[0, 0, 0], [-1.0, -2.0, -3.0])
 
 
 @pytest.mark.parametrize("extension", [".jpg", ".png"])
@@ -51,29 +57,25 @@ def test_default_sizes(tmp_path):
     ],
 )
 def test_tf_path_within_bound_of_opencv(tmp_path, extension, raw, size):
-    """preprocess_*_tf on TF-decoded RGB vs the OpenCV path: max <= 1.0, mean <= 0.05."""
+    """decode_image_tf equals cv2.imread; resize_to_bgr_tf is within 1 level (max), 0.05 (mean)."""
     path = str(tmp_path / f"image{extension}")
     fixtures.write_image(path, fixtures.make_image(*raw, seed=7))
-    contents = tf.io.read_file(path)
-    if extension == ".jpg":
-        rgb = tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE")
-    else:
-        rgb = tf.io.decode_png(contents, channels=3)
+    rgb = preprocess.decode_image_tf(tf.io.read_file(path))
     np.testing.assert_array_equal(rgb.numpy()[..., ::-1], cv2.imread(path))
-    reference = fixtures.expected(path, size)
-    for function in (preprocess.preprocess_ground_tf, preprocess.preprocess_aerial_tf):
-        output = function(tf.stack([rgb, rgb]), size)
-        assert output.dtype == tf.float32 and output.shape == (2, *size, 3)
-        difference = np.abs(output.numpy() - reference)
-        assert difference.max() <= 1.0 + 1e-4  # float32 rounding of "level - mean"
+    reference = fixtures.expected(path, size).astype(np.int32)
+    for images in (rgb, tf.stack([rgb, rgb])):
+        output = preprocess.resize_to_bgr_tf(images, size)
+        assert output.dtype == tf.uint8 and output.shape == (*images.shape[:-3], *size, 3)
+        difference = np.abs(output.numpy().astype(np.int32) - reference)
+        assert difference.max() <= 1
         assert difference.mean() <= 0.05
 
 
 def test_tf_path_rounds_half_up_like_opencv():
     """A 2x2 block averaging to x.5 becomes x+1 in OpenCV's uint8 result."""
     block = np.array([[[10, 10, 10], [11, 11, 11]], [[10, 10, 10], [11, 11, 11]]], np.uint8)
-    output = preprocess.preprocess_aerial_tf(block[None], (1, 1)).numpy()[0, 0, 0]
-    np.testing.assert_allclose(output, 11.0 - fixtures.MEAN_BGR, rtol=0, atol=1e-4)
+    output = preprocess.resize_to_bgr_tf(block[None], (1, 1)).numpy()[0, 0, 0]
+    np.testing.assert_array_equal(output, [11, 11, 11])
     opencv = cv2.resize(block, (1, 1), interpolation=cv2.INTER_AREA)[0, 0]
     np.testing.assert_array_equal(opencv, [11, 11, 11])
 
@@ -81,15 +83,8 @@ def test_tf_path_rounds_half_up_like_opencv():
 def test_tf_path_flips_rgb_to_bgr():
     rgb = np.zeros((1, 4, 4, 3), np.uint8)
     rgb[..., 0] = 200  # red
-    output = preprocess.preprocess_ground_tf(rgb, (4, 4)).numpy()
-    np.testing.assert_allclose(output[0, 0, 0], [-103.939, -116.779, 200 - 123.6], atol=1e-4)
-
-
-def test_crop_panorama_middle_keeps_middle_half():
-    panorama = np.arange(832)[:, None, None] * np.ones((1, 4, 3), np.int64)
-    cropped = preprocess.crop_panorama_middle(panorama)
-    assert cropped.shape == (416, 4, 3)
-    assert cropped[0, 0, 0] == 208 and cropped[-1, 0, 0] == 623
+    output = preprocess.resize_to_bgr_tf(rgb, (4, 4)).numpy()
+    np.testing.assert_array_equal(output[0, 0, 0], [0, 0, 200])
 
 
 def _write_truncated(tmp_path, extension):
@@ -118,6 +113,23 @@ def test_read_image_rejects_missing_and_garbage(tmp_path):
         file.write(b"not an image")
     with pytest.raises(preprocess.ImageError, match=f"{garbage} is not a readable image"):
         preprocess.read_image(garbage)
+    empty = str(tmp_path / "empty.png")
+    open(empty, "wb").close()
+    with pytest.raises(preprocess.ImageError, match=f"{empty} is empty"):
+        preprocess.read_image(empty)
+
+
+def test_read_image_opens_the_file_once(tmp_path, monkeypatch):
+    path = str(tmp_path / "once.png")
+    fixtures.write_image(path, fixtures.make_image(8, 8, seed=2))
+    opened = []
+    real_open = open
+    monkeypatch.setattr(
+        "builtins.open", lambda file, *args, **kwargs: opened.append(file) or real_open(file, *args, **kwargs)
+    )
+    monkeypatch.setattr(cv2, "imread", None)
+    np.testing.assert_array_equal(preprocess.read_image(path), fixtures.make_image(8, 8, seed=2))
+    assert opened == [path]
 
 
 def test_read_image_accepts_bytes_after_jpeg_end(tmp_path):

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 
+from cvft_tf.data.preprocess import VGG_MEAN_BGR
 from cvft_tf.interop import hed
 from cvft_tf.interop.imagenet import initialize_weights
 from cvft_tf.models.cross_view import CrossViewModel
@@ -61,9 +62,10 @@ def test_trunk_equals_a_reference_vgg16_holding_the_same_weights(hed_file):
     for name, values in expected.items():
         reference.get_layer(name).set_weights(list(values))
     conv5_3 = keras.Model(reference.input, reference.get_layer("block5_conv3").output)
-    images = np.random.default_rng(1).uniform(-120, 130, (2, 64, 64, 3)).astype("float32")
-    ours = model.aerial_branch.get_layer("vgg16")(images).numpy()
-    np.testing.assert_allclose(ours, conv5_3(images).numpy(), rtol=1e-5, atol=1e-5)
+    pixels = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3)).astype("float32")
+    ours = model.aerial_branch.get_layer("vgg16")(pixels).numpy()
+    centred = pixels - np.float32(VGG_MEAN_BGR)  # what HED, as the original, takes
+    np.testing.assert_allclose(ours, conv5_3(centred).numpy(), rtol=1e-5, atol=1e-5)
     assert np.abs(ours).max() > 0
 
 

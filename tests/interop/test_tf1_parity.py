@@ -192,14 +192,25 @@ def run_tf1_original(ground, aerial, checkpoint_root):
     return outputs, prefixes
 
 
+MEAN_BGR = np.array([103.939, 116.779, 123.6], np.float32)
+"""The original's per-channel mean, subtracted in float32 (``script/input_data_cvusa.py``)."""
+
+
+def pixels_near_the_mean(noise):
+    """float32 BGR pixels ``MEAN_BGR + noise``: the TF1 graph gets ``pixels - MEAN_BGR`` (the
+    original's preprocessing, about ``noise``: O(1) activations), the port the pixels; the
+    subtraction is exact in float32 (Sterbenz), so both networks see identical inputs."""
+    return (MEAN_BGR + noise.astype(np.float32)).astype(np.float32)
+
+
 @pytest.fixture(scope="module")
 def original(tmp_path_factory):
     """Random images, the TF1 graph's outputs and the three checkpoints (removed afterwards)."""
     rng = np.random.default_rng(0)
-    ground = rng.normal(size=(BATCH, *GROUND_SIZE, 3)).astype(np.float32)
-    aerial = rng.normal(size=(BATCH, *AERIAL_SIZE, 3)).astype(np.float32)
+    ground = pixels_near_the_mean(rng.normal(size=(BATCH, *GROUND_SIZE, 3)))
+    aerial = pixels_near_the_mean(rng.normal(size=(BATCH, *AERIAL_SIZE, 3)))
     root = tmp_path_factory.mktemp("tf1")
-    outputs, prefixes = run_tf1_original(ground, aerial, str(root))
+    outputs, prefixes = run_tf1_original(ground - MEAN_BGR, aerial - MEAN_BGR, str(root))
     yield dict(ground=ground, aerial=aerial, outputs=outputs, prefixes=prefixes, root=root)
     for directory, _, files in os.walk(root):
         for name in files:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from cvft_tf.data.preprocess import VGG_MEAN_BGR
 from cvft_tf.models.cross_view import CrossViewModel, build_model
 from cvft_tf.models.vgg16 import VGG16_CONV_NAMES
 
@@ -12,10 +13,11 @@ TINY = dict(ground_size=(32, 128), aerial_size=(64, 64))
 
 
 def tiny_batch(batch=4, seed=0, ground_size=(32, 128), aerial_size=(64, 64)):
+    """Random BGR pixels in [0, 255] (float32), as the model takes them."""
     rng = np.random.default_rng(seed)
     return {
-        "ground": (rng.normal(size=(batch, *ground_size, 3)) * 60).astype(np.float32),
-        "aerial": (rng.normal(size=(batch, *aerial_size, 3)) * 60).astype(np.float32),
+        "ground": np.clip(128 + rng.normal(size=(batch, *ground_size, 3)) * 60, 0, 255).astype(np.float32),
+        "aerial": np.clip(128 + rng.normal(size=(batch, *aerial_size, 3)) * 60, 0, 255).astype(np.float32),
     }
 
 
@@ -56,7 +58,8 @@ def test_layer_names_load_keras_applications_vgg16_weights_by_name():
         trunk.get_layer(name).set_weights(reference.get_layer(name).get_weights())
     conv5_3 = keras.Model(reference.input, reference.get_layer("block5_conv3").output)
     image = tiny_batch(1)["aerial"]
-    np.testing.assert_allclose(trunk(image).numpy(), conv5_3(image).numpy(), rtol=1e-4, atol=1e-3)
+    centred = image - np.float32(VGG_MEAN_BGR)  # keras.applications' VGG16 takes the centred image
+    np.testing.assert_allclose(trunk(image).numpy(), conv5_3(centred).numpy(), rtol=1e-4, atol=1e-3)
 
 
 def test_variants_shapes_and_map_size():

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cvft_tf.data.preprocess import VGG_MEAN_BGR
 from cvft_tf.losses import weighted_soft_margin_triplet_loss
 from cvft_tf.models import dinov2
 
@@ -59,9 +58,10 @@ def test_non_square_images_and_the_trainable_blocks():
 
 def test_cvft_input_becomes_the_imagenet_normalised_rgb_image():
     rgb = np.random.default_rng(1).integers(0, 256, size=(2, 14, 14, 3)).astype(np.uint8)
-    cvft = rgb[..., ::-1].astype(np.float32) - np.asarray(VGG_MEAN_BGR, np.float32)
     expected = (rgb / 255.0 - np.asarray(dinov2.IMAGENET_MEAN_RGB)) / np.asarray(dinov2.IMAGENET_STD_RGB)
-    np.testing.assert_allclose(dinov2.CVFTToDINOv2Input()(cvft).numpy(), expected, atol=1e-5)
+    bgr = rgb[..., ::-1]
+    np.testing.assert_allclose(dinov2.CVFTToDINOv2Input()(bgr).numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(dinov2.CVFTToDINOv2Input()(bgr.astype(np.float32)).numpy(), expected, atol=1e-5)
     np.testing.assert_allclose(dinov2.preprocess_image(rgb[0, ..., ::-1], (14, 14)), expected[0], atol=1e-6)
 
 
@@ -101,7 +101,7 @@ def test_cross_view_salad_branches_learn_with_the_triplet_loss():
     kwargs = dict(backbone_kwargs=TINY_BACKBONE, salad_kwargs=TINY_SALAD, trainable_blocks=1)
     ground = dinov2.build_salad_branch("ground", (28, 56), **kwargs)
     aerial = dinov2.build_salad_branch("aerial", (42, 42), **kwargs)
-    batch = {"ground": images(4, (28, 56), seed=2) * 60.0, "aerial": images(4, (42, 42), seed=3) * 60.0}
+    batch = {"ground": 128 + images(4, (28, 56), seed=2) * 60.0, "aerial": 128 + images(4, (42, 42), seed=3) * 60.0}
     variables = ground.trainable_variables + aerial.trainable_variables
     optimizer = keras.optimizers.Adam(1e-3)
 
