@@ -131,10 +131,14 @@ def square_tile(height, width):
 DECODERS = ("opencv", "tensorflow")
 """How a pipeline decodes and resizes images.
 
-``opencv``: ``cv2.imdecode`` and ``cv2.resize(INTER_AREA)`` in ``tf.numpy_function``, the
-original's pixels exactly (the default). ``tensorflow``: the file is read and checked in
-Python, then decoded and resized in TensorFlow ops, which run in parallel without the GIL;
-pixels within 1 level of OpenCV's (``preprocess`` module docstring); JPEG and PNG only."""
+Both read each file once and check it in Python (``preprocess.read_image_bytes``), inside
+``tf.numpy_function``. ``opencv`` (the default): ``cv2.imdecode`` and
+``cv2.resize(INTER_AREA)``, the original's pixels exactly. ``tensorflow``: TensorFlow's JPEG
+and PNG decoders and area resize (``preprocess.decode_image_tf``, ``resize_to_bgr_tf``), the
+kernels of the SavedModel's graph, so the served and the evaluated pixels agree; within 1
+level of OpenCV's; JPEG and PNG only. Both libraries release the GIL while they decode and
+resize. An image TensorFlow cannot decode is a bad image like any other (named, skipped in
+training): TensorFlow refuses some corrupt JPEGs that OpenCV decodes with a warning."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -217,11 +221,30 @@ def _rows_of(path, rows, shape):
         raise preprocess.ImageError(f"{path} {error}") from None
 
 
-def _read_rows(path, rows):
-    """The image at ``path`` (OpenCV, BGR uint8), cut to the rows the rule ``rows`` keeps."""
+def _opencv_image(path, rows, size):
+    """OpenCV decode, the split's row rule, INTER_AREA resize: uint8 BGR [*size, 3]."""
     image = preprocess.read_image(path)
     start, stop = _rows_of(path, rows, image.shape)
-    return image[start:stop]
+    return preprocess.resize_image(image[start:stop], size)
+
+
+def _tensorflow_image(path, rows, size):
+    """The same with TensorFlow's decoders and area resize (run as eager kernels, which
+    release the GIL), within 1 level of :func:`_opencv_image` (``preprocess``)."""
+    data, image_format = preprocess.read_image_bytes(path)
+    if image_format is None:
+        raise preprocess.ImageError(f"{path} is neither a JPEG nor a PNG, the formats of the tensorflow decoder")
+    try:
+        image = preprocess.decode_image_tf(tf.constant(data))
+    except tf.errors.InvalidArgumentError as error:
+        reason = _TF_NODE_PREFIX.sub("", error.message).strip()
+        raise preprocess.ImageError(f"{path} is not a readable image (TensorFlow: {reason})") from None
+    start, stop = _rows_of(path, rows, image.shape)
+    return preprocess.resize_to_bgr_tf(image[start:stop], size).numpy()
+
+
+_TF_NODE_PREFIX = re.compile(r"\{\{[^}]*\}\}")
+_IMAGE_READERS = {"opencv": _opencv_image, "tensorflow": _tensorflow_image}
 
 
 class _BadPairs:
@@ -258,16 +281,20 @@ class _BadPairs:
         return np.int32(_SKIP), problem
 
 
-def _opencv_pair_fn(split, ground_size, aerial_size, bad_pairs):
-    """Graph function: pair index -> (ground uint8, aerial uint8, status), decoded by OpenCV."""
+def _pair_fn(split, ground_size, aerial_size, bad_pairs, read_image):
+    """Graph function: pair index -> (ground uint8, aerial uint8, status).
+
+    ``read_image(path, rows, size)`` is one of :data:`_IMAGE_READERS`; a bad image gives
+    blank images and the status ``bad_pairs`` decides (a _FATAL one raises).
+    """
     blank_ground = np.zeros((*ground_size, 3), np.uint8)
     blank_aerial = np.zeros((*aerial_size, 3), np.uint8)
 
     def decode(index):
         index = int(index)
         try:
-            ground = preprocess.resize_image(_read_rows(split.ground_paths[index], split.ground_rows), ground_size)
-            aerial = preprocess.resize_image(_read_rows(split.aerial_paths[index], split.aerial_rows), aerial_size)
+            ground = read_image(split.ground_paths[index], split.ground_rows, ground_size)
+            aerial = read_image(split.aerial_paths[index], split.aerial_rows, aerial_size)
         except (preprocess.ImageError, cv2.error) as error:
             return (blank_ground, blank_aerial, *bad_pairs.bad(index, error))
         return (ground, aerial, *bad_pairs.good(index))
@@ -281,74 +308,6 @@ def _opencv_pair_fn(split, ground_size, aerial_size, bad_pairs):
     return pair
 
 
-def _tensorflow_pair_fn(split, ground_size, aerial_size, bad_pairs):
-    """Graph function: pair index -> (ground uint8, aerial uint8, status), decoded by TF ops.
-
-    Python reads each file once and checks it (``preprocess.read_image_bytes``), and applies
-    the split's row rules to the decoded sizes; decoding and resizing run in TF ops.
-    """
-
-    def read(index):
-        index = int(index)
-        try:
-            data = []
-            for path in (split.ground_paths[index], split.aerial_paths[index]):
-                content, image_format = preprocess.read_image_bytes(path)
-                if image_format is None:
-                    raise preprocess.ImageError(
-                        f"{path} is neither a JPEG nor a PNG, the formats of the tensorflow decoder"
-                    )
-                data.append(content)
-        except preprocess.ImageError as error:
-            return (b"", b"", *bad_pairs.bad(index, error))
-        return (*data, np.int32(_OK), "")
-
-    def rows(index, ground_shape, aerial_shape):
-        index = int(index)
-        try:
-            ground = _rows_of(split.ground_paths[index], split.ground_rows, ground_shape)
-            aerial = _rows_of(split.aerial_paths[index], split.aerial_rows, aerial_shape)
-        except preprocess.ImageError as error:
-            return (np.zeros(4, np.int32), *bad_pairs.bad(index, error))
-        return (np.asarray([*ground, *aerial], np.int32), *bad_pairs.good(index))
-
-    def decoded_pair(index, ground_data, aerial_data):
-        ground = preprocess.decode_image_tf(ground_data)
-        aerial = preprocess.decode_image_tf(aerial_data)
-        bounds, status, message = tf.numpy_function(
-            rows, [index, tf.shape(ground)[:2], tf.shape(aerial)[:2]], [tf.int32, tf.int32, tf.string], stateful=True
-        )
-        status = _checked_status(status, message)
-        return tf.cond(
-            tf.equal(status, _OK),
-            lambda: (
-                preprocess.resize_to_bgr_tf(ground[bounds[0] : bounds[1]], ground_size),
-                preprocess.resize_to_bgr_tf(aerial[bounds[2] : bounds[3]], aerial_size),
-                status,
-            ),
-            lambda: blank_pair(status),
-        )
-
-    def blank_pair(status):
-        return tf.zeros([*ground_size, 3], tf.uint8), tf.zeros([*aerial_size, 3], tf.uint8), status
-
-    def pair(index):
-        ground_data, aerial_data, status, message = tf.numpy_function(
-            read, [index], [tf.string, tf.string, tf.int32, tf.string], stateful=True
-        )
-        status = _checked_status(status, message)
-        return tf.cond(
-            tf.equal(status, _OK),
-            lambda: decoded_pair(index, ground_data, aerial_data),
-            lambda: blank_pair(status),
-        )
-
-    return pair
-
-
-_PAIR_FNS = {"opencv": _opencv_pair_fn, "tensorflow": _tensorflow_pair_fn}
-
-
 def _checked_status(status, message):
     """``status``, after asserting it is not _FATAL (the error carries ``message``)."""
     check = tf.debugging.Assert(tf.not_equal(status, _FATAL), [tf.strings.join([_ERROR_MARKER, message])])
@@ -358,9 +317,9 @@ def _checked_status(status, message):
 
 def _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, orientation_noise_deg):
     """Graph function (index, noise_seed) -> (element dict, status)."""
-    if decoder not in _PAIR_FNS:
+    if decoder not in _IMAGE_READERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-    pair = _PAIR_FNS[decoder](split, ground_size, aerial_size, bad_pairs)
+    pair = _pair_fn(split, ground_size, aerial_size, bad_pairs, _IMAGE_READERS[decoder])
     utm_table = None if split.utm is None else tf.constant(split.utm, tf.float64)
 
     def element(index, noise_seed):

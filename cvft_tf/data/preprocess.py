@@ -13,8 +13,8 @@ Two implementations of the resize live here:
   (``cv2.imread``'s decoder, ``cv2.resize(..., interpolation=cv2.INTER_AREA)`` to uint8), so
   the pixels equal the original's exactly (difference 0). ``read_image`` opens each file once.
 - ``decode_image_tf`` + ``resize_to_bgr_tf``: TensorFlow ops only, for graphs that must not
-  call Python (the SavedModel export, the ``decode="tensorflow"`` pipelines, which run
-  without the GIL). ``tf.image.resize(method="area")`` computes the same box average as
+  call Python (the SavedModel export); the pipelines' ``decoder="tensorflow"`` runs the same
+  kernels. ``tf.image.resize(method="area")`` computes the same box average as
   INTER_AREA when shrinking; rounding it half up to whole numbers reproduces OpenCV's uint8
   result. Measured against the OpenCV path on noisy images: identical for 224x1232 ->
   112x616, 750x750 -> 256x256, 1200x1200 -> 256x256 and 112x616 -> 32x176; at most 1 level

@@ -2,6 +2,7 @@
 
 import os
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -197,6 +198,23 @@ def test_tensorflow_decoder_is_within_a_level_of_opencv_and_names_bad_files(spli
     assert str(error.value).endswith(
         f"{split.ground_paths[1]} is neither a JPEG nor a PNG, the formats of the tensorflow decoder"
     )
+
+
+def test_a_jpeg_only_opencv_decodes_is_a_named_skip_for_the_tensorflow_decoder(split):
+    """A corrupt JPEG with its markers in place: OpenCV decodes it with a warning, TensorFlow refuses."""
+    content = bytearray(open(split.ground_paths[3], "rb").read())
+    middle = len(content) // 2
+    content[middle : middle + 2] = b"\xff\x3a"  # a marker no JPEG has, inside the compressed data
+    with open(split.ground_paths[3], "wb") as file:
+        file.write(bytes(content))
+    assert cv2.imread(split.ground_paths[3]) is not None
+    counter = data.DecodeCounter()
+    assert len(list(_train(split, seed=0, counter=counter, max_bad_fraction=0.5, decoder="tensorflow"))) == N_PAIRS - 1
+    assert counter.state()["bad_pairs"] == [3]
+    with pytest.raises(data.DatasetError) as error, data.dataset_errors():
+        list(data.make_eval_dataset(split, 4, fixtures.GROUND_OUT, fixtures.AERIAL_OUT, decoder="tensorflow"))
+    assert f"{split.ground_paths[3]} is not a readable image (TensorFlow: " in str(error.value)
+    assert "{{" not in str(error.value)
 
 
 @pytest.mark.parametrize("decoder", pipeline.DECODERS)
