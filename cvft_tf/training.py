@@ -33,7 +33,7 @@ import tensorflow as tf
 from absl import logging
 
 from cvft_tf import checkpoints, feature_cache, run_state
-from cvft_tf.data import cvact, cvusa
+from cvft_tf import data
 from cvft_tf.data.pipeline import DecodeCounter, dataset_errors, make_eval_dataset, make_train_dataset
 from cvft_tf.evaluation import embed, figures, recall
 from cvft_tf.interop.imagenet import initialize_weights
@@ -58,11 +58,11 @@ def read_split(data_config, split):
         raise ValueError("config.data.root is empty: pass --config.data.root=/path/to/dataset")
     if not os.path.isdir(root):
         raise FileNotFoundError(f"Dataset root {root} does not exist (config.data.root).")
-    if data_config.name == "cvusa":
-        return cvusa.read_split(root, split, raw_ground_size=tuple(data_config.raw_ground_size))
-    if data_config.name == "cvact":
-        return cvact.read_split(root, split)
-    raise ValueError(f"Unknown dataset {data_config.name!r} (config.data.name): expected 'cvusa' or 'cvact'.")
+    name = data_config.name
+    if name not in data.READERS:
+        raise ValueError(f"Unknown dataset {name!r} (config.data.name): expected one of {sorted(data.READERS)}.")
+    arguments = {key: data_config[key] for key in data.READERS[name][1] if key in data_config}
+    return data.read_split(name, root, split, **arguments)
 
 
 def eval_dataset(config, split):

@@ -8,12 +8,16 @@ Each config file calls :func:`base_config`, sets its dataset fields and applies 
 
 import ml_collections
 
-from cvft_tf.data import cvact, pipeline
+from cvft_tf import losses
+from cvft_tf.data import READERS, cvact, cvusa, pipeline
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.evaluation.recall import BACKENDS as RANK_BACKENDS
-from cvft_tf.models.cross_view import VARIANTS
+from cvft_tf.evaluation.recall import DEFAULT_CHUNK_SIZE
+from cvft_tf.layers.sinkhorn import CVFT_COST_SCALE, CVFT_NUM_ITERATIONS
+from cvft_tf.models.cross_view import REDUCED_CHANNELS, VARIANTS
+from cvft_tf.models.vgg16 import DROPOUT_RATE, FROZEN_BLOCKS
 
-DATASETS = ("cvusa", "cvact")
+DATASETS = tuple(READERS)
 """Values of ``config.data.name``."""
 
 
@@ -40,14 +44,14 @@ def base_config():
     config.model.ground_size = GROUND_SIZE
     config.model.aerial_size = AERIAL_SIZE
     config.model.map_size = ml_collections.FieldReference(None, field_type=tuple)
-    config.model.reduced_channels = 64
-    config.model.dropout_rate = 0.2
-    config.model.frozen_blocks = 3
-    config.model.sinkhorn_iterations = 20
-    config.model.cost_scale = 100.0
+    config.model.reduced_channels = REDUCED_CHANNELS
+    config.model.dropout_rate = DROPOUT_RATE
+    config.model.frozen_blocks = FROZEN_BLOCKS
+    config.model.sinkhorn_iterations = CVFT_NUM_ITERATIONS
+    config.model.cost_scale = CVFT_COST_SCALE
     config.model.transport_scale_by_positions = False
     config.model.cost_dense_l2 = 0.0
-    config.model.loss_gamma = 10.0
+    config.model.loss_gamma = losses.SOFT_MARGIN_GAMMA
     config.model.hard_negatives = 0
 
     config.data = ml_collections.ConfigDict()
@@ -55,7 +59,7 @@ def base_config():
     config.data.root = ""
     config.data.train_split = "train"
     config.data.val_split = "val"
-    config.data.raw_ground_size = (224, 1232)
+    config.data.raw_ground_size = cvusa.RAW_GROUND_SIZE
     config.data.max_bad_fraction = 0.01
     config.data.orientation_noise_deg = 0.0
     config.data.decoder = "opencv"
@@ -84,8 +88,8 @@ def base_config():
     config.eval.split = "val"
     config.eval.orientation_noise_deg = 0.0
     config.eval.orientation_seed = 0
-    config.eval.geo_radius_m = 25.0
-    config.eval.chunk_size = 1024
+    config.eval.geo_radius_m = cvact.SAME_PLACE_RADIUS_M
+    config.eval.chunk_size = DEFAULT_CHUNK_SIZE
     config.eval.backend = "numpy"
     config.eval.num_figure_queries = 5
     return config

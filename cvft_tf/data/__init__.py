@@ -2,7 +2,8 @@
 
 ``cvusa.read_split`` / ``cvact.read_split`` check a split up front and return a
 ``pipeline.Split``; ``pipeline.make_train_dataset`` / ``make_eval_dataset`` turn it into
-batches (see ``pipeline`` for the batch contract); ``load_dataset`` does both.
+batches (see ``pipeline`` for the batch contract). ``read_split`` reads a split of a dataset
+named in :data:`READERS`; ``load_dataset`` reads it and builds its batches.
 """
 
 import importlib
@@ -20,7 +21,9 @@ _LAZY_ATTRIBUTES = {
 """Names this package exports, imported on first use so that ``cvft_tf.data.synthetic`` (and
 its spawned writer processes) does not import TensorFlow."""
 
-_READ_ARGUMENTS = {"cvusa": ("raw_ground_size",), "cvact": ("mat_path",)}
+READERS = {"cvusa": ("cvft_tf.data.cvusa", ("raw_ground_size",)), "cvact": ("cvft_tf.data.cvact", ("mat_path",))}
+"""Dataset name -> (module with its ``read_split``, the keyword arguments that function takes
+besides ``root`` and ``split``). The one place that dispatches on a dataset's name."""
 
 
 def __getattr__(name):
@@ -29,6 +32,28 @@ def __getattr__(name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module = importlib.import_module(_LAZY_ATTRIBUTES[name])
     return module if module.__name__.endswith("." + name) else getattr(module, name)
+
+
+def read_split(name, root, split, **kwargs):
+    """Reads and checks one split of dataset ``name`` (a key of :data:`READERS`).
+
+    Args:
+      name: ``"cvusa"`` or ``"cvact"``.
+      root: the dataset root.
+      split: ``"train"`` / ``"val"`` (CVUSA also a CSV path; CVACT also ``"test"``).
+      **kwargs: that reader's arguments (:data:`READERS`): ``raw_ground_size`` (CVUSA),
+        ``mat_path`` (CVACT).
+
+    Returns:
+      ``pipeline.Split``.
+    """
+    if name not in READERS:
+        raise ValueError(f"name must be one of {sorted(READERS)}, got {name!r}")
+    module, arguments = READERS[name]
+    unknown = sorted(set(kwargs) - set(arguments))
+    if unknown:
+        raise TypeError(f"read_split of {name!r} takes {list(arguments)}, not {unknown}")
+    return importlib.import_module(module).read_split(root, split, **kwargs)
 
 
 def load_dataset(name, root, split, batch_size, *, training=None, **kwargs):
@@ -41,17 +66,17 @@ def load_dataset(name, root, split, batch_size, *, training=None, **kwargs):
       batch_size: pairs per batch.
       training: training pipeline (shuffled, bad pairs skipped) or evaluation (every pair
         once, in order); default: ``split == "train"``.
-      **kwargs: ``raw_ground_size`` (CVUSA) or ``mat_path`` (CVACT) go to ``read_split``;
-        the rest to ``make_train_dataset`` / ``make_eval_dataset`` (``ground_size``,
-        ``aerial_size``, ``seed``, ``orientation_noise_deg``, ...).
+      **kwargs: the reader's arguments (:func:`read_split`) go to it; the rest to
+        ``make_train_dataset`` / ``make_eval_dataset`` (``ground_size``, ``aerial_size``,
+        ``seed``, ``orientation_noise_deg``, ``decoder``, ...).
 
     Returns:
       ``tf.data.Dataset`` of batch dicts (``pipeline`` module docstring).
     """
-    if name not in _READ_ARGUMENTS:
-        raise ValueError(f"name must be one of {sorted(_READ_ARGUMENTS)}, got {name!r}")
-    read_kwargs = {key: kwargs.pop(key) for key in _READ_ARGUMENTS[name] if key in kwargs}
-    pairs = importlib.import_module(_LAZY_ATTRIBUTES[name]).read_split(root, split, **read_kwargs)
+    if name not in READERS:
+        raise ValueError(f"name must be one of {sorted(READERS)}, got {name!r}")
+    read_kwargs = {key: kwargs.pop(key) for key in READERS[name][1] if key in kwargs}
+    pairs = read_split(name, root, split, **read_kwargs)
     if training is None:
         training = split == "train"
     pipeline = importlib.import_module("cvft_tf.data.pipeline")
@@ -67,6 +92,7 @@ __all__ = [
     "cvusa",
     "dataset_errors",
     "load_dataset",
+    "read_split",
     "make_eval_dataset",
     "make_train_dataset",
 ]

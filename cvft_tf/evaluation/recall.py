@@ -76,6 +76,8 @@ import collections
 import numpy as np
 import tensorflow as tf
 
+from cvft_tf.data.cvact import SAME_PLACE_RADIUS_M
+
 DEFAULT_CHUNK_SIZE = 1024
 """Queries per chunk: the mixed path's float32 block is [chunk, num_database] (0.38 GB for the
 92,802 tiles of CVACT_test at 1024; the plain float64 block is twice that)."""
@@ -155,7 +157,7 @@ def geo_match_ranks(
     ground_utm,
     aerial_utm,
     *,
-    radius_m=25.0,
+    radius_m=SAME_PLACE_RADIUS_M,
     chunk_size=DEFAULT_CHUNK_SIZE,
     dtype=MIXED,
     backend="numpy",
@@ -201,7 +203,7 @@ def split_ranks(
     ground_utm=None,
     aerial_utm=None,
     *,
-    radius_m=25.0,
+    radius_m=SAME_PLACE_RADIUS_M,
     chunk_size=DEFAULT_CHUNK_SIZE,
     dtype=MIXED,
     backend="numpy",
@@ -252,7 +254,7 @@ def geo_recall_curve(
     aerial_utm,
     max_k,
     *,
-    radius_m=25.0,
+    radius_m=SAME_PLACE_RADIUS_M,
     chunk_size=DEFAULT_CHUNK_SIZE,
     dtype=MIXED,
     backend="numpy",
