@@ -6,11 +6,11 @@ Training masks same-place negatives (< 25 m) in the loss. Evaluate CVACT_test wi
     cvft-train --config configs/cvact.py --config.data.root=/data/CVACT --workdir runs/cvact
 """
 
-from cvft_tf.cli import config_base
+from cvft_tf import config_schema
 
 
 def get_config(arg=None):
     """``arg``: a variant (``cvft``, ``vgg_conv``, ``vgg_gp``) and/or ``smoke``."""
-    config = config_base.base_config()
+    config = config_schema.base_config()
     config.data.name = "cvact"
-    return config_base.apply_arg(config, arg)
+    return config_schema.apply_arg(config, arg)

@@ -4,12 +4,12 @@
     cvft-train --config configs/cvusa.py:vgg_conv ...    # the "wo/ CVFT" baseline
 """
 
-from cvft_tf.cli import config_base
+from cvft_tf import config_schema
 
 
 def get_config(arg=None):
     """``arg``: a variant (``cvft``, ``vgg_conv``, ``vgg_gp``) and/or ``smoke``."""
-    config = config_base.base_config()
+    config = config_schema.base_config()
     config.data.name = "cvusa"
     config.data.raw_ground_size = (224, 1232)
-    return config_base.apply_arg(config, arg)
+    return config_schema.apply_arg(config, arg)

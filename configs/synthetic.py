@@ -17,12 +17,12 @@ pairs, 6 epochs of 100 steps, Adam 1e-4.
     cvft-train --config configs/synthetic.py --config.data.root=runs/world --workdir runs/synthetic
 """
 
-from cvft_tf.cli import config_base
+from cvft_tf import config_schema
 
 
 def get_config(arg=None):
     """``arg``: a variant (``cvft``, ``vgg_conv``, ``vgg_gp``) and/or ``smoke``."""
-    config = config_base.base_config()
+    config = config_schema.base_config()
     config.data.name = "cvusa"
     config.data.raw_ground_size = (64, 352)
     config.model.ground_size = (48, 264)
@@ -35,4 +35,4 @@ def get_config(arg=None):
     config.train.learning_rate = 1e-4
     config.train.backup_every_steps = 50
     config.eval.batch_size = 32
-    return config_base.apply_arg(config, arg)
+    return config_schema.apply_arg(config, arg)

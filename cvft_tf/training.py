@@ -33,8 +33,8 @@ import tensorflow as tf
 from absl import logging
 
 from cvft_tf import checkpoints, feature_cache, run_state
-from cvft_tf import data
-from cvft_tf.data.pipeline import DecodeCounter, dataset_errors, make_eval_dataset, make_train_dataset
+from cvft_tf.data.from_config import eval_dataset, read_split
+from cvft_tf.data.pipeline import DecodeCounter, dataset_errors, make_train_dataset
 from cvft_tf.evaluation import embed, figures, recall
 from cvft_tf.interop.imagenet import initialize_weights
 from cvft_tf.models.cross_view import VGG_VARIANTS, build_model
@@ -49,33 +49,6 @@ LEARNING_CURVE_PNG = "learning_curve.png"
 VALIDATION_ONE_PERCENT = recall.TOP_ONE_PERCENT_TRAIN
 """The per-epoch validation's r@1% K, floor(0.01 N) + 1, as the original's training script logs it
 (``cvft-eval`` reports the test scripts' K, see ``recall.top_one_percent_k``)."""
-
-
-def read_split(data_config, split):
-    """Reads and checks one split named by a ``config.data`` section."""
-    root = data_config.root
-    if not root:
-        raise ValueError("config.data.root is empty: pass --config.data.root=/path/to/dataset")
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"Dataset root {root} does not exist (config.data.root).")
-    name = data_config.name
-    if name not in data.READERS:
-        raise ValueError(f"Unknown dataset {name!r} (config.data.name): expected one of {sorted(data.READERS)}.")
-    arguments = {key: data_config[key] for key in data.READERS[name][1] if key in data_config}
-    return data.read_split(name, root, split, **arguments)
-
-
-def eval_dataset(config, split):
-    """The evaluation pipeline of ``split`` at the model's input sizes."""
-    return make_eval_dataset(
-        split,
-        config.eval.batch_size,
-        tuple(config.model.ground_size),
-        tuple(config.model.aerial_size),
-        orientation_noise_deg=config.eval.orientation_noise_deg,
-        seed=config.eval.orientation_seed,
-        decoder=config.data.decoder,
-    )
 
 
 def new_model(config):

@@ -6,7 +6,7 @@ import os
 from absl import logging
 
 from cvft_tf import checkpoints
-from cvft_tf.cli.config_base import ConfigError
+from cvft_tf.config_schema import ConfigError
 from cvft_tf.cli.exits import exit_with_user_error
 from cvft_tf.data.pipeline import DatasetError
 from cvft_tf.evaluation.compare import EvaluationFolderError

@@ -21,11 +21,12 @@ from ml_collections import config_flags
 
 from cvft_tf import checkpoints
 from cvft_tf.cli.common import load_trained_model, reports_user_errors
-from cvft_tf.cli.config_base import check_dataset_sections, check_model_section
+from cvft_tf.config_schema import check_dataset_sections, check_model_section
 from cvft_tf.cli.exits import run_command
 from cvft_tf.evaluation import compare, embed, figures, recall
 from cvft_tf.output_dirs import atomic_path, make_output_directory
-from cvft_tf.training import eval_dataset, feature_figures, read_split
+from cvft_tf.data.from_config import eval_dataset, read_split
+from cvft_tf.training import feature_figures
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (model and output location).")

@@ -11,7 +11,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from cvft_tf.cli.common import load_trained_model, reports_user_errors
-from cvft_tf.cli.config_base import check_model_section
+from cvft_tf.config_schema import check_model_section
 from cvft_tf.cli.exits import run_command
 from cvft_tf.export import RAW_GROUND, SIGNATURES, export_saved_model
 from cvft_tf.output_dirs import OutputDirectoryError, make_output_directory

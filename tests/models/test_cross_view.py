@@ -146,7 +146,7 @@ def test_mixed_precision_train_step_is_finite():
 
 
 def test_salad_variant_builds_trains_and_reloads(tmp_path):
-    from cvft_tf.cli.config_base import SMOKE_BACKBONE, SMOKE_SALAD
+    from cvft_tf.config_schema import SMOKE_BACKBONE, SMOKE_SALAD
 
     sizes = dict(ground_size=(28, 154), aerial_size=(56, 56))
     model = CrossViewModel("salad", backbone_kwargs=SMOKE_BACKBONE, salad_kwargs=SMOKE_SALAD, **sizes)

@@ -3,7 +3,7 @@
 import pytest
 
 from configs import cvact, cvusa, synthetic
-from cvft_tf.cli.config_base import ConfigError, check_dataset_sections, check_model_section
+from cvft_tf.config_schema import ConfigError, check_dataset_sections, check_model_section
 
 
 def test_the_shipped_configs_pass():
