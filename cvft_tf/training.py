@@ -35,7 +35,7 @@ from absl import logging
 from cvft_tf import checkpoints, feature_cache, run_state
 from cvft_tf.data.from_config import eval_dataset, read_split
 from cvft_tf.data.pipeline import DecodeCounter, dataset_errors, make_train_dataset
-from cvft_tf.evaluation import embed, figures, recall
+from cvft_tf.evaluation import embed, figure_sources, figures, recall, scoring
 from cvft_tf.interop.imagenet import initialize_weights
 from cvft_tf.models.cross_view import VGG_VARIANTS, build_model
 from cvft_tf.output_dirs import atomic_path, make_output_directory
@@ -98,13 +98,13 @@ class EpochValidation(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         started = time.time()
         embeddings = embed.embed_split(self.model, self.val_data)
-        metrics = embed.score(
+        metrics = scoring.score(
             embeddings,
             chunk_size=self.config.eval.chunk_size,
             one_percent_definition=VALIDATION_ONE_PERCENT,
             backend=self.config.eval.backend,
         )
-        logs["val_loss"] = embed.batched_loss(
+        logs["val_loss"] = scoring.batched_loss(
             embeddings, self.config.train.batch_size, self.model.loss_gamma, self.model.same_place_radius_m
         )
         for key in recall.REPORTED_METRICS:
@@ -129,38 +129,14 @@ class EpochValidation(keras.callbacks.Callback):
     def _log_images(self, embeddings, step):
         count = min(self.config.eval.num_figure_queries, len(embeddings.ground))
         top = recall.top_k_indices(embeddings.ground[:count], embeddings.aerial, k=min(5, len(embeddings.aerial)))
-        grounds = [embed.display_image(p, 64) for p in self.val_split.ground_paths[:count]]
-        retrievals = figures.retrieval_figure(
-            grounds, embed.AerialTiles(self.val_split.aerial_paths, 64), top, true_index=np.arange(count), tile_size=64
-        )
+        grounds = [figure_sources.display_image(p, 64) for p in self.val_split.ground_paths[:count]]
+        tiles = figure_sources.AerialTiles(self.val_split.aerial_paths, 64)
+        retrievals = figures.retrieval_figure(grounds, tiles, top, true_index=np.arange(count), tile_size=64)
         with self.writer.as_default(step=step):
             tf.summary.image("top5_retrievals", retrievals[None])
-            for name, image in feature_figures(self.model, self.val_data).items():
+            for name, image in figure_sources.feature_figures(self.model, self.val_data).items():
                 tf.summary.image(name, image[None])
         self.writer.flush()
-
-
-def feature_figures(model, dataset):
-    """Figure 7 (ground map before/after transport beside the aerial one) and the plan.
-
-    Returns:
-        dict name -> RGB uint8 image, for the first pair of ``dataset``; empty for
-        ``vgg_gp`` and ``salad`` (no transported feature maps).
-    """
-    if model.variant not in ("cvft", "vgg_conv"):
-        return {}
-    batch = next(iter(dataset.take(1)))
-    ground = model.ground_feature_maps(batch["ground"][:1])
-    aerial = model.aerial_feature_maps(batch["aerial"][:1])
-    transported = ground.get("transported", ground["feature_map"])
-    result = {
-        "feature_alignment": figures.feature_alignment_figure(
-            ground["feature_map"].numpy()[0], aerial["feature_map"].numpy()[0], transported.numpy()[0]
-        )
-    }
-    if "plan" in ground:
-        result["transport_plan"] = figures.transport_plan_figure(ground["plan"].numpy()[0])
-    return result
 
 
 def train_stream(config, model, train_split, counter):

@@ -23,10 +23,9 @@ from cvft_tf import checkpoints
 from cvft_tf.cli.common import load_trained_model, reports_user_errors
 from cvft_tf.config_schema import check_dataset_sections, check_model_section
 from cvft_tf.cli.exits import run_command
-from cvft_tf.evaluation import compare, embed, figures, recall
+from cvft_tf.evaluation import compare, embed, figure_sources, figures, recall, scoring
 from cvft_tf.output_dirs import atomic_path, make_output_directory
 from cvft_tf.data.from_config import eval_dataset, read_split
-from cvft_tf.training import feature_figures
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (model and output location).")
@@ -87,12 +86,12 @@ def write_figures(model, dataset, split, embeddings, metrics, out_dir, num_queri
     count = min(num_queries, len(embeddings.ground))
     top = recall.top_k_indices(embeddings.ground[:count], embeddings.aerial, k=min(5, len(embeddings.aerial)))
     images["retrievals"] = figures.retrieval_figure(
-        [embed.display_image(p, 128) for p in split.ground_paths[:count]],
-        embed.AerialTiles(split.aerial_paths, 128),
+        [figure_sources.display_image(p, 128) for p in split.ground_paths[:count]],
+        figure_sources.AerialTiles(split.aerial_paths, 128),
         top,
         true_index=np.arange(count),
     )
-    images.update(feature_figures(model, dataset))
+    images.update(figure_sources.feature_figures(model, dataset))
     paths = []
     for name, image in images.items():
         path = os.path.join(out_dir, f"{name}.png")
@@ -124,7 +123,7 @@ def main(argv):
     logging.info("Embedding %d pairs of %s", len(split), split.name)
     embeddings = embed.embed_split(model, dataset)
     geo_radius = config.eval.geo_radius_m if config.eval.split == "test" else None
-    metrics = embed.score(
+    metrics = scoring.score(
         embeddings, chunk_size=config.eval.chunk_size, geo_radius_m=geo_radius, backend=config.eval.backend
     )
     metrics.update(

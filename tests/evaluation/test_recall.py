@@ -378,30 +378,30 @@ def test_split_ranks_share_one_product_per_chunk(monkeypatch):
 
 
 def test_score_summarizes_both_ranks_of_one_pass():
-    from cvft_tf.evaluation import embed
+    from cvft_tf.evaluation import embed, scoring
 
     rng = np.random.default_rng(14)
     ground, aerial, cluster = near_tie_pairs(rng)
     ground_utm, _ = cluster_positions(rng, cluster)
-    metrics = embed.score(embed.Embeddings(ground, aerial, ground_utm), chunk_size=16, geo_radius_m=20.0)
+    metrics = scoring.score(embed.Embeddings(ground, aerial, ground_utm), chunk_size=16, geo_radius_m=20.0)
     assert metrics["r@1%"] == metrics["r@1"]  # n = 63: K = 1
     expected = recall.summarize(brute_force_ranks(ground, aerial))
     assert {key: metrics[key] for key in expected} == expected
     geo = brute_force_geo_ranks(ground, aerial, ground_utm, ground_utm, 20.0)
     assert metrics["geo"] == dict(recall.summarize(geo), radius_m=20.0)
-    train = embed.score(embed.Embeddings(ground, aerial), one_percent_definition=recall.TOP_ONE_PERCENT_TRAIN)
+    train = scoring.score(embed.Embeddings(ground, aerial), one_percent_definition=recall.TOP_ONE_PERCENT_TRAIN)
     assert len(train["curve"]) == 1 and "geo" not in train
 
 
 def test_score_on_the_tensorflow_backend_is_the_numpy_score():
-    from cvft_tf.evaluation import embed
+    from cvft_tf.evaluation import embed, scoring
 
     rng = np.random.default_rng(15)
     ground, aerial, cluster = near_tie_pairs(rng)
     ground_utm, _ = cluster_positions(rng, cluster)
     embeddings = embed.Embeddings(ground, aerial, ground_utm)
-    on_numpy = embed.score(embeddings, chunk_size=16, geo_radius_m=20.0)
-    assert embed.score(embeddings, chunk_size=16, geo_radius_m=20.0, backend="tensorflow") == on_numpy
+    on_numpy = scoring.score(embeddings, chunk_size=16, geo_radius_m=20.0)
+    assert scoring.score(embeddings, chunk_size=16, geo_radius_m=20.0, backend="tensorflow") == on_numpy
 
 
 def test_rejects_mismatched_inputs():
