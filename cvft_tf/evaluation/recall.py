@@ -247,35 +247,6 @@ def recall_curve(ranks, max_k):
     return np.cumsum(counts[:max_k]) / ranks.size
 
 
-def geo_recall_curve(
-    ground,
-    aerial,
-    ground_utm,
-    aerial_utm,
-    max_k,
-    *,
-    radius_m=SAME_PLACE_RADIUS_M,
-    chunk_size=DEFAULT_CHUNK_SIZE,
-    dtype=MIXED,
-    backend="numpy",
-):
-    """CVACT_test r@K for K = 1..max_k (fractions): a top-K tile within ``radius_m`` counts.
-
-    See ``geo_match_ranks`` for the protocol and the tie rule.
-    """
-    ranks = geo_match_ranks(
-        ground,
-        aerial,
-        ground_utm,
-        aerial_utm,
-        radius_m=radius_m,
-        chunk_size=chunk_size,
-        dtype=dtype,
-        backend=backend,
-    )
-    return recall_curve(ranks, max_k)
-
-
 def summarize(ranks, num_database=None, one_percent_definition=TOP_ONE_PERCENT_TEST):
     """The paper's numbers from query ranks, in percent.
 

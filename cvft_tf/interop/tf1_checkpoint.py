@@ -243,8 +243,7 @@ def load_tf1_checkpoint(model, checkpoint, ignore_extra=False):
     logging.info("Skipping %d optimizer variables of %s.", len(stored) - len(expected) - len(unexpected), prefix)
     if unexpected:
         logging.warning("Ignoring unexpected checkpoint variables: %s", ", ".join(name for name, _ in unexpected))
-    rows = []
-    for name, path, variable in entries:
+    for name, _, variable in entries:
         try:
             value = reader.get_tensor(name)
         except tf.errors.OpError as error:
@@ -252,8 +251,7 @@ def load_tf1_checkpoint(model, checkpoint, ignore_extra=False):
                 f"TF1 checkpoint {prefix}: cannot read {name} (corrupt data file): {error.message}"
             ) from None
         variable.assign(value)
-        rows.append(MappedVariable(name, path, tuple(variable.shape)))
-    return rows
+    return mapping_rows(model)
 
 
 def convert_checkpoint(
