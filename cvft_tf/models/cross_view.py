@@ -29,6 +29,7 @@ from cvft_tf.layers.resize import ResizeBilinearTF1
 from cvft_tf.layers.sinkhorn import CVFT_COST_SCALE, CVFT_NUM_ITERATIONS, Sinkhorn
 from cvft_tf.layers.transport import CostRegression, FeatureTransport
 from cvft_tf.models import frozen_stem
+from cvft_tf.models.optimizer_step import minimize
 from cvft_tf.models.vgg16 import DROPOUT_RATE, FROZEN_BLOCKS, vgg16_trunk
 
 VARIANTS = ("cvft", "vgg_conv", "vgg_gp", "salad")
@@ -312,14 +313,11 @@ class CrossViewModel(keras.Model):
         }
 
     def train_step(self, batch):
-        with tf.GradientTape() as tape:
+        def batch_loss():
             descriptors = self.descriptors(batch, training=True)
-            loss = self.batch_loss(descriptors, batch)
-            total = loss + tf.add_n([tf.cast(l, tf.float32) for l in self.losses]) if self.losses else loss
-            scaled = self.optimizer.scale_loss(total)
-        variables = self.trainable_variables
-        gradients = tape.gradient(scaled, variables)
-        self.optimizer.apply(gradients, variables)
+            return self.batch_loss(descriptors, batch), descriptors
+
+        loss, descriptors = minimize(self, batch_loss)
         return self._update_metrics(loss, descriptors)
 
     def test_step(self, batch):

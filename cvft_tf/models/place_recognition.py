@@ -18,6 +18,7 @@ from cvft_tf.models.dinov2 import (
     backbone_kwargs_from_preset,
     build_salad_branch,
 )
+from cvft_tf.models.optimizer_step import minimize
 
 
 @keras.saving.register_keras_serializable(package="cvft_tf")
@@ -110,13 +111,12 @@ class PlaceRecognitionModel(keras.Model):
 
     def train_step(self, batch):
         batch = keras.utils.unpack_x_y_sample_weight(batch)[0]
-        with tf.GradientTape() as tape:
+
+        def batch_loss():
             descriptors = self(batch["images"], training=True)
-            loss = self.batch_loss(descriptors, batch["labels"])
-            total = loss + tf.add_n([tf.cast(l, tf.float32) for l in self.losses]) if self.losses else loss
-            scaled = self.optimizer.scale_loss(total)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+            return self.batch_loss(descriptors, batch["labels"]), descriptors
+
+        loss, descriptors = minimize(self, batch_loss)
         return self._update_metrics(loss, descriptors, batch["labels"])
 
     def test_step(self, batch):
