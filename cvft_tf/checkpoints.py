@@ -291,7 +291,7 @@ def _plain(value):
 
 def check_model_config(model, expected, source):
     """Raises :class:`CheckpointError` listing every field where ``model`` differs from ``expected``."""
-    actual = _plain(model.get_config())
+    actual = _plain(model.settings())
     expected = _plain(expected.to_dict() if hasattr(expected, "to_dict") else dict(expected))
     differences = []
     for key, want in expected.items():

@@ -14,7 +14,8 @@ from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.evaluation.recall import BACKENDS as RANK_BACKENDS
 from cvft_tf.evaluation.recall import DEFAULT_CHUNK_SIZE
 from cvft_tf.layers.sinkhorn import CVFT_COST_SCALE, CVFT_NUM_ITERATIONS
-from cvft_tf.models.cross_view import REDUCED_CHANNELS, VARIANTS
+from cvft_tf.models.aggregators.flat_map import REDUCED_CHANNELS
+from cvft_tf.models.cross_view import VARIANTS
 from cvft_tf.models.vgg16 import DROPOUT_RATE, FROZEN_BLOCKS
 
 DATASETS = tuple(READERS)

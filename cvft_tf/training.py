@@ -104,8 +104,9 @@ class EpochValidation(keras.callbacks.Callback):
             one_percent_definition=VALIDATION_ONE_PERCENT,
             backend=self.config.eval.backend,
         )
+        matcher = self.model.matcher
         logs["val_loss"] = scoring.batched_loss(
-            embeddings, self.config.train.batch_size, self.model.loss_gamma, self.model.same_place_radius_m
+            embeddings, self.config.train.batch_size, matcher.loss_gamma, matcher.same_place_radius_m
         )
         for key in recall.REPORTED_METRICS:
             logs[f"val_{key}"] = metrics[key]
@@ -184,7 +185,7 @@ def feature_cache_refusal(config, model, num_pairs):
         return "config.train.feature_cache is off"
     if model.variant not in VGG_VARIANTS:
         return f"the {model.variant} variant has no frozen VGG stem"
-    if model.frozen_blocks < 1:
+    if model.backbone.frozen_blocks < 1:
         return "no VGG block is frozen (config.model.frozen_blocks=0)"
     if config.data.orientation_noise_deg:
         return "orientation noise changes the images every epoch (config.data.orientation_noise_deg)"

@@ -1,6 +1,9 @@
-"""The two-branch cross-view model of CVFT (Fig. 3) and the baselines of its Table 1.
+"""The two-branch cross-view model of CVFT (Fig. 3), its Table 1 baselines and SALAD.
 
-Variants (the original's ``network_type``):
+Each branch is ``backbone`` then ``aggregator`` (``models.backbones``,
+``models.aggregators``); the ``matcher`` scores a batch into the loss (``models.matchers``).
+The variant names of the original's ``network_type`` are presets of parts
+(``models.presets.PRESETS``):
 
 * ``cvft``: VGG16 -> 3x3/2 reduction conv (512 -> 64) per branch; the ground map is resized
   to the output map size with TF1 bilinear resize; cost regression + Sinkhorn give a plan
@@ -8,8 +11,8 @@ Variants (the original's ``network_type``):
   L2-normalised (8x8x64 = 4096-d at the original sizes).
 * ``vgg_conv`` ("our network wo/ CVFT"): the same without cost regression and transport.
 * ``vgg_gp`` ("VGG global pooling"): global max pooling of conv5_3 -> 512-d, L2-normalised.
-* ``salad``: each branch is DINOv2 + SALAD optimal-transport aggregation (SALAD, CVPR 2024;
-  ``cvft_tf.models.dinov2.build_salad_branch``), trained with the same triplet loss.
+* ``salad``: each branch is DINOv2 + SALAD optimal-transport aggregation (SALAD, CVPR 2024),
+  trained with the same triplet loss.
 
 The branches are not shared. Each branch is a functional Keras model usable on its own
 (``model.ground_encoder``, ``model.aerial_encoder``) so a gallery is embedded once;
@@ -20,114 +23,67 @@ plan) for the paper's Figure 7.
 import keras
 import tensorflow as tf
 
-from cvft_tf import losses
-from cvft_tf.data.cvact import SAME_PLACE_RADIUS_M
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.evaluation.recall import recall_at_1
 from cvft_tf.feature_cache import AERIAL_FEATURES, GROUND_FEATURES
-from cvft_tf.layers.resize import ResizeBilinearTF1
-from cvft_tf.layers.sinkhorn import CVFT_COST_SCALE, CVFT_NUM_ITERATIONS, Sinkhorn
-from cvft_tf.layers.transport import CostRegression, FeatureTransport
+from cvft_tf import losses
 from cvft_tf.models import frozen_stem
+from cvft_tf.models.backbones import VGG16Backbone
 from cvft_tf.models.optimizer_step import minimize
-from cvft_tf.models.vgg16 import DROPOUT_RATE, FROZEN_BLOCKS, vgg16_trunk
+from cvft_tf.models.parts import Part, fields_of
+from cvft_tf.models.presets import PRESETS
 
-VARIANTS = ("cvft", "vgg_conv", "vgg_gp", "salad")
-VGG_VARIANTS = ("cvft", "vgg_conv", "vgg_gp")
-REDUCED_CHANNELS = 64
-"""Output channels of the reduction convs ``grd_conv`` / ``sat_conv`` (512 -> 64)."""
+VARIANTS = tuple(PRESETS)
+"""Variant names (``models.presets.PRESETS``)."""
 
-@keras.saving.register_keras_serializable(package="cvft_tf")
-class L2Normalize(keras.layers.Layer):
-    """``tf.nn.l2_normalize`` over the last axis, in float32: ``[B, D] -> [B, D]``."""
+VGG_VARIANTS = tuple(name for name, preset in PRESETS.items() if preset.backbone is VGG16Backbone)
+"""Variants on the VGG16 trunk (the original's; TF1 checkpoints, frozen stems)."""
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-
-    def call(self, inputs):
-        return tf.nn.l2_normalize(tf.cast(inputs, tf.float32), axis=-1)
+_ROLES = ("backbone", "aggregator", "matcher")
 
 
-def _reduction_conv(channels, name, dtype):
-    """The original's ``grd_conv`` / ``sat_conv``: 3x3, stride 2, SAME, ReLU, Xavier init."""
-    return keras.layers.Conv2D(
-        channels,
-        3,
-        strides=2,
-        padding="same",
-        activation="relu",
-        kernel_initializer="glorot_uniform",
-        bias_initializer="glorot_uniform",
-        name=name,
-        dtype=dtype,
-    )
+def _preset_settings():
+    """Every setting name of every part of every preset."""
+    return set().union(*(fields_of(getattr(preset, role)) for preset in PRESETS.values() for role in _ROLES))
 
 
-def build_branch(
-    branch,
-    image_size,
-    variant="cvft",
-    map_size=None,
-    reduced_channels=REDUCED_CHANNELS,
-    dropout_rate=DROPOUT_RATE,
-    frozen_blocks=FROZEN_BLOCKS,
-    sinkhorn_iterations=CVFT_NUM_ITERATIONS,
-    cost_scale=CVFT_COST_SCALE,
-    transport_scale_by_positions=False,
-    cost_dense_l2=0.0,
-    dtype=None,
-):
-    """Builds one branch as a functional model with a dict of named outputs.
+def build_branch(branch, image_size, backbone, aggregator, map_size=None):
+    """One branch as a functional model with a dict of named outputs.
 
     Args:
-        branch: ``"ground"`` or ``"aerial"``; only the ground branch of ``cvft`` transports.
-        image_size: ``(height, width)`` of the input images.
-        variant: one of :data:`VARIANTS`.
-        map_size: ``(h, w)`` of the output feature map for ``cvft``/``vgg_conv``; ``None``
-            keeps the branch's natural size (aerial: ``image / 32``). The ground map is
-            always resized to it (TF1 bilinear), the aerial map only if sizes differ.
-        Other args: see :class:`CrossViewModel`.
+        branch: ``"ground"`` or ``"aerial"``.
+        image_size: ``(height, width)`` of the input images (BGR pixels in [0, 255]).
+        backbone: a backbone part (``models.backbones``).
+        aggregator: an aggregator part (``models.aggregators``).
+        map_size: ``(h, w)`` the aggregator brings the feature map to, or None for the
+            branch's own (see ``models.aggregators``).
 
     Returns:
-        ``keras.Model`` mapping ``[B, H, W, 3]`` to a dict with ``"descriptor"`` ``[B, D]``
-        and, for the map variants, ``"feature_map"`` ``[B, h, w, c]`` (after resizing,
-        before transport); ``cvft`` ground adds ``"cost"``/``"plan"`` ``[B, h*w, h*w]``
-        and ``"transported"`` ``[B, h, w, c]``.
+        ``keras.Model`` named ``f"{branch}_branch"`` mapping ``[B, H, W, 3]`` to the
+        aggregator's dict: ``"descriptor"`` ``[B, D]`` and, by aggregator, ``"feature_map"``
+        ``[B, h, w, c]``, ``"cost"`` / ``"plan"``, ``"transported"``, ...
     """
-    if variant not in VGG_VARIANTS:
-        raise ValueError(f"Unknown variant {variant!r}; expected one of {VGG_VARIANTS}.")
     if branch not in ("ground", "aerial"):
         raise ValueError(f"Unknown branch {branch!r}; expected 'ground' or 'aerial'.")
     images = keras.Input(shape=(*image_size, 3), name=f"{branch}_images")
-    trunk = keras.Model(
-        images,
-        vgg16_trunk(images, frozen_blocks=frozen_blocks, dropout_rate=dropout_rate, dtype=dtype),
-        name="vgg16",
-    )
-    features = trunk(images)
-    outputs = {}
-    if variant == "vgg_gp":
-        pooled = keras.layers.GlobalMaxPooling2D(name="global_max_pool", dtype=dtype)(features)
-        outputs["descriptor"] = L2Normalize(name="descriptor")(pooled)
-        return keras.Model(images, outputs, name=f"{branch}_branch")
-
-    reduced = _reduction_conv(reduced_channels, f"{branch}_reduction", dtype)(features)
-    target = tuple(map_size) if map_size is not None else tuple(reduced.shape[1:3])
-    if branch == "ground" or tuple(reduced.shape[1:3]) != target:
-        reduced = ResizeBilinearTF1(*target, name=f"{branch}_resize", dtype=dtype)(reduced)
-    outputs["feature_map"] = reduced
-    final_map = reduced
-    if variant == "cvft" and branch == "ground":
-        cost = CostRegression(dense_l2=cost_dense_l2, name="cost_regression", dtype=dtype)(reduced)
-        plan = Sinkhorn(num_iterations=sinkhorn_iterations, cost_scale=cost_scale, name="sinkhorn")(cost)
-        final_map = FeatureTransport(scale_by_positions=transport_scale_by_positions, name="transport", dtype=dtype)(
-            reduced, plan
-        )
-        outputs.update(cost=cost, plan=plan, transported=final_map)
-    flat = keras.layers.Flatten(name="flatten", dtype=dtype)(final_map)
-    outputs["descriptor"] = L2Normalize(name="descriptor")(flat)
+    outputs = aggregator(backbone(images, branch), branch, map_size)
     return keras.Model(images, outputs, name=f"{branch}_branch")
+
+
+def _part(role, given, part_class, settings):
+    """The part of ``role``: ``given`` as is (a Part, or its saved form), or ``part_class``
+    built from ``settings`` (the model's settings that are its fields) updated by ``given``
+    (a dict of settings)."""
+    if isinstance(given, Part):
+        return given
+    if isinstance(given, dict) and "class_name" in given:
+        return keras.saving.deserialize_keras_object(given)
+    own = {key: value for key, value in settings.items() if key in fields_of(part_class)}
+    unknown = sorted(set(given or {}) - fields_of(part_class))
+    if unknown:
+        takes = sorted(fields_of(part_class))
+        raise TypeError(f"{part_class.__name__} ({role}) has no setting {unknown}; it takes {takes}")
+    return part_class(**{**own, **(given or {})})
 
 
 @keras.saving.register_keras_serializable(package="cvft_tf")
@@ -141,34 +97,24 @@ class CrossViewModel(keras.Model):
 
     ``train_step`` / ``test_step`` read batches of that dict form, or batches of the frozen
     stems' features ``{"ground_features", "aerial_features"}`` (``cvft_tf.feature_cache``),
-    which go through the heads of :meth:`frozen_stem` only; when a batch carries
-    ``"distance_sq"`` ``[B, B]`` (CVACT) the loss masks negatives closer than
-    ``same_place_radius_m``. Metrics: ``loss`` and in-batch ``recall@1`` (ground queries).
+    which go through the heads of :meth:`frozen_stem` only; the matcher scores them (a batch
+    with ``"distance_sq"`` ``[B, B]``, CVACT, masks same-place negatives). Metrics: ``loss``
+    and in-batch ``recall@1`` (ground queries).
 
     Args:
-        variant: ``"cvft"``, ``"vgg_conv"`` or ``"vgg_gp"``.
+        variant: a preset of parts (``models.presets.PRESETS``): ``"cvft"``, ``"vgg_conv"``,
+            ``"vgg_gp"`` or ``"salad"``.
         ground_size: ``(H, W)`` of ground panoramas (original 112x616).
         aerial_size: ``(H, W)`` of aerial tiles (original 256x256).
-        map_size: ``(h, w)`` output map (None: aerial natural size, 8x8 at 256x256);
-            Table 4 of the paper varies it (4096/2048/1536/512-d).
-        reduced_channels: channels after the reduction convs (64).
-        dropout_rate: dropout after conv4_x/conv5_x (0.2 = 1 - keep_prob 0.8).
-        frozen_blocks: VGG blocks frozen from the input side (3).
-        sinkhorn_iterations: unrolled Sinkhorn iterations (20).
-        cost_scale: lambda of ``exp(-lambda C)`` (100).
-        transport_scale_by_positions: apply the paper's ``n_a`` factor of Eq. (5) (the
-            original code does not).
-        cost_dense_l2: L2 on the cost regression's dense weights (the original declares
-            0.01 but never adds it: 0 reproduces it).
-        loss_gamma: gamma of the soft-margin triplet loss (10).
-        hard_negatives: batch-hard variant, keep this many hardest terms per anchor (0: off).
-        same_place_radius_m: CVACT mask radius in metres (25).
-        backbone_kwargs: ``salad``: DINOv2 architecture (default ViT-B/14).
-        salad_kwargs: ``salad``: arguments of the ``SALAD`` layer (defaults of the paper).
-        trainable_blocks: ``salad``: last DINOv2 blocks fine-tuned (4).
-        backbone_preset: ``salad``: local keras-hub preset directory of DINOv2 weights; its
-            architecture is stored in ``backbone_kwargs`` so a saved model reloads without it.
-        backbone_weights: ``salad``: ``.weights.h5`` of the backbone (instead of a preset).
+        map_size: ``(h, w)`` output map of the map aggregators (None: the aerial map's own
+            size, 8x8 at 256x256); Table 4 of the paper varies it (4096/2048/1536/512-d).
+        backbone, aggregator, matcher: a part to use instead of the preset's, or a dict of
+            settings of the preset's part (the form of ``config.model.backbone`` ...).
+        **settings: settings of the parts by name, each given to the part that has it
+            (``VGG16Backbone.frozen_blocks``, ``Transport.sinkhorn_iterations``,
+            ``SoftMarginTriplet.loss_gamma``, ...); a setting of a part the variant does
+            not use is ignored, as it is by the original's ``network_type``. The rest go to
+            ``keras.Model``.
     """
 
     def __init__(
@@ -177,85 +123,35 @@ class CrossViewModel(keras.Model):
         ground_size=GROUND_SIZE,
         aerial_size=AERIAL_SIZE,
         map_size=None,
-        reduced_channels=REDUCED_CHANNELS,
-        dropout_rate=DROPOUT_RATE,
-        frozen_blocks=FROZEN_BLOCKS,
-        sinkhorn_iterations=CVFT_NUM_ITERATIONS,
-        cost_scale=CVFT_COST_SCALE,
-        transport_scale_by_positions=False,
-        cost_dense_l2=0.0,
-        loss_gamma=losses.SOFT_MARGIN_GAMMA,
-        hard_negatives=0,
-        same_place_radius_m=SAME_PLACE_RADIUS_M,
-        backbone_kwargs=None,
-        salad_kwargs=None,
-        trainable_blocks=4,
-        backbone_preset=None,
-        backbone_weights=None,
-        **kwargs,
+        backbone=None,
+        aggregator=None,
+        matcher=None,
+        **settings,
     ):
-        super().__init__(**kwargs)
+        if variant not in PRESETS:
+            raise ValueError(f"Unknown variant {variant!r}; expected one of {VARIANTS}.")
+        preset = PRESETS[variant]
+        known = _preset_settings()
+        part_settings = {key: settings.pop(key) for key in list(settings) if key in known}
+        super().__init__(**settings)
         self.variant = variant
         self.ground_size = tuple(ground_size)
         self.aerial_size = tuple(aerial_size)
         self.map_size = tuple(map_size) if map_size is not None else None
-        self.reduced_channels = int(reduced_channels)
-        self.dropout_rate = float(dropout_rate)
-        self.frozen_blocks = int(frozen_blocks)
-        self.sinkhorn_iterations = int(sinkhorn_iterations)
-        self.cost_scale = float(cost_scale)
-        self.transport_scale_by_positions = bool(transport_scale_by_positions)
-        self.cost_dense_l2 = float(cost_dense_l2)
-        self.loss_gamma = float(loss_gamma)
-        self.hard_negatives = int(hard_negatives)
-        self.same_place_radius_m = float(same_place_radius_m)
-        self.backbone_kwargs = dict(backbone_kwargs) if backbone_kwargs else None
-        self.salad_kwargs = dict(salad_kwargs) if salad_kwargs else None
-        self.trainable_blocks = int(trainable_blocks)
+        self.backbone = _part("backbone", backbone, preset.backbone, part_settings)
+        self.aggregator = _part("aggregator", aggregator, preset.aggregator, part_settings)
+        self.matcher = _part("matcher", matcher, preset.matcher, part_settings)
 
-        if variant == "salad":
-            self._build_salad_branches(backbone_preset, backbone_weights)
-        else:
-            self._build_vgg_branches()
+        self.aerial_branch = build_branch("aerial", self.aerial_size, self.backbone, self.aggregator, self.map_size)
+        aerial_map = self.aerial_branch.output.get("feature_map")
+        ground_map_size = tuple(aerial_map.shape[1:3]) if aerial_map is not None else self.map_size
+        self.ground_branch = build_branch("ground", self.ground_size, self.backbone, self.aggregator, ground_map_size)
         self.aerial_encoder = _descriptor_model(self.aerial_branch, "aerial_encoder")
         self.ground_encoder = _descriptor_model(self.ground_branch, "ground_encoder")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.recall_tracker = keras.metrics.Mean(name="recall@1")
         self._frozen_stem = None
         self.built = True
-
-    def _build_vgg_branches(self):
-        branch_kwargs = dict(
-            variant=self.variant,
-            reduced_channels=self.reduced_channels,
-            dropout_rate=self.dropout_rate,
-            frozen_blocks=self.frozen_blocks,
-            sinkhorn_iterations=self.sinkhorn_iterations,
-            cost_scale=self.cost_scale,
-            transport_scale_by_positions=self.transport_scale_by_positions,
-            cost_dense_l2=self.cost_dense_l2,
-        )
-        aerial_map_size = self.map_size
-        if self.variant != "vgg_gp" and aerial_map_size is None:
-            aerial_map_size = _natural_map_size(self.aerial_size)
-        self.aerial_branch = build_branch("aerial", self.aerial_size, map_size=aerial_map_size, **branch_kwargs)
-        self.ground_branch = build_branch("ground", self.ground_size, map_size=aerial_map_size, **branch_kwargs)
-
-    def _build_salad_branches(self, preset, weights):
-        from cvft_tf.models.dinov2 import backbone_kwargs_from_preset, build_salad_branch
-
-        if preset:
-            self.backbone_kwargs = {**backbone_kwargs_from_preset(preset), **(self.backbone_kwargs or {})}
-        branch_kwargs = dict(
-            backbone_kwargs=self.backbone_kwargs,
-            salad_kwargs=self.salad_kwargs,
-            trainable_blocks=self.trainable_blocks,
-            preset=preset or None,
-            backbone_weights=weights or None,
-            input_format="cvft",
-        )
-        self.aerial_branch = build_salad_branch("aerial", self.aerial_size, **branch_kwargs)
-        self.ground_branch = build_salad_branch("ground", self.ground_size, **branch_kwargs)
 
     @property
     def metrics(self):
@@ -290,17 +186,9 @@ class CrossViewModel(keras.Model):
         }
 
     def batch_loss(self, descriptors, batch):
-        """The triplet loss of one batch; masks same-place negatives when it has distances."""
-        negative_mask = None
-        if "distance_sq" in batch:
-            negative_mask = losses.same_place_negative_mask(batch["distance_sq"], self.same_place_radius_m)
-        return losses.weighted_soft_margin_triplet_loss(
-            descriptors["aerial"],
-            descriptors["ground"],
-            gamma=self.loss_gamma,
-            negative_mask=negative_mask,
-            hard_negatives=self.hard_negatives,
-        )
+        """The matcher's loss of one batch (the triplet loss; masks same-place negatives when
+        the batch has distances)."""
+        return self.matcher.loss(descriptors, batch)
 
     def descriptors(self, batch, training=False):
         """``{"ground": [B, D], "aerial": [B, D]}`` of a batch of images or of stem features."""
@@ -332,6 +220,19 @@ class CrossViewModel(keras.Model):
         self.recall_tracker.update_state(recall_at_1(distances))
         return {metric.name: metric.result() for metric in self.metrics}
 
+    def settings(self):
+        """The model's settings by name, as a flat ``config.model`` gives them: ``variant``,
+        the sizes, and every saved setting of its parts."""
+        flat = {
+            "variant": self.variant,
+            "ground_size": list(self.ground_size),
+            "aerial_size": list(self.aerial_size),
+            "map_size": list(self.map_size) if self.map_size is not None else None,
+        }
+        for role in _ROLES:
+            flat.update(getattr(self, role).get_config())
+        return flat
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -339,29 +240,9 @@ class CrossViewModel(keras.Model):
             ground_size=list(self.ground_size),
             aerial_size=list(self.aerial_size),
             map_size=list(self.map_size) if self.map_size is not None else None,
-            reduced_channels=self.reduced_channels,
-            dropout_rate=self.dropout_rate,
-            frozen_blocks=self.frozen_blocks,
-            sinkhorn_iterations=self.sinkhorn_iterations,
-            cost_scale=self.cost_scale,
-            transport_scale_by_positions=self.transport_scale_by_positions,
-            cost_dense_l2=self.cost_dense_l2,
-            loss_gamma=self.loss_gamma,
-            hard_negatives=self.hard_negatives,
-            same_place_radius_m=self.same_place_radius_m,
-            backbone_kwargs=self.backbone_kwargs,
-            salad_kwargs=self.salad_kwargs,
-            trainable_blocks=self.trainable_blocks,
+            **{role: keras.saving.serialize_keras_object(getattr(self, role)) for role in _ROLES},
         )
         return config
-
-
-def _natural_map_size(aerial_size):
-    """Aerial map size after VGG (/16, SAME pools) and the stride-2 reduction (/2)."""
-    height, width = aerial_size
-    for _ in range(5):
-        height, width = -(-height // 2), -(-width // 2)
-    return (height, width)
 
 
 def _descriptor_model(branch_model, name):

@@ -38,8 +38,6 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from cvft_tf.layers.salad import SALAD
-
 PATCH_SIZE = 14
 """Side of DINOv2's square patches, in pixels."""
 
@@ -287,56 +285,6 @@ def _backbone_layer(features, name):
         if layer.name == name or layer.name.endswith(f"_{name}"):
             return layer
     raise ValueError(f"{features.name} has no DINOv2 {name!r} layer: not a dinov2_features model")
-
-
-def build_salad_branch(
-    branch,
-    image_size,
-    backbone_kwargs=None,
-    salad_kwargs=None,
-    trainable_blocks=SALAD_TRAINABLE_BLOCKS,
-    preset=None,
-    backbone_weights=None,
-    input_format="cvft",
-    name=None,
-):
-    """A DINOv2 + SALAD branch as a functional model with a dict of named outputs.
-
-    Images whose sides are not multiples of the patch size are resized bilinearly inside the
-    branch to the nearest multiples (256x256 aerial tiles -> 252x252).
-
-    Args:
-        branch: a name for the branch (``"ground"``, ``"aerial"``, ``"place"``): the input is
-            ``f"{branch}_images"``, the model ``f"{branch}_branch"`` unless ``name``.
-        image_size: ``(H, W)`` of the input images.
-        backbone_kwargs: ``DINOV2Backbone`` architecture (default ViT-B/14), see
-            :func:`build_dinov2_backbone`.
-        salad_kwargs: keyword arguments of :class:`~cvft_tf.layers.salad.SALAD`.
-        trainable_blocks: last transformer blocks fine-tuned (4).
-        preset: local keras-hub preset directory of pretrained DINOv2 weights.
-        backbone_weights: ``.weights.h5`` file of the backbone (instead of ``preset``).
-        input_format: one of :data:`INPUT_FORMATS`; ``"cvft"`` adds :class:`CVFTToDINOv2Input`.
-        name: model name.
-
-    Returns:
-        ``keras.Model`` mapping ``[B, H, W, 3]`` to a dict: ``"descriptor"``
-        ``[B, g + l*m]`` unit-norm, ``"plan"`` ``[B, m + 1, h*w]`` (SALAD's transport plan,
-        dustbin last), ``"local_features"`` ``[B, h, w, C]`` and ``"token"`` ``[B, C]``.
-    """
-    if input_format not in INPUT_FORMATS:
-        raise ValueError(f"Unknown input_format {input_format!r}; expected one of {INPUT_FORMATS}.")
-    backbone = build_dinov2_backbone(backbone_kwargs, preset=preset, weights=backbone_weights)
-    backbone_size = patch_multiple(image_size, backbone.patch_size)
-    images = keras.Input((*image_size, 3), name=f"{branch}_images")
-    x = images
-    if input_format == "cvft":
-        x = CVFTToDINOv2Input(name="to_dinov2_input")(x)
-    if backbone_size != tuple(image_size):
-        x = ResizeImages(*backbone_size, name="resize_to_patches")(x)
-    features = dinov2_features(backbone, backbone_size, trainable_blocks)(x)
-    salad = SALAD(**(salad_kwargs or {}), name="salad")(features["local_features"], features["token"])
-    outputs = {"descriptor": salad["descriptor"], "plan": salad["plan"], **features}
-    return keras.Model(images, outputs, name=name or f"{branch}_branch")
 
 
 def preprocess_image(image_bgr, size):

@@ -15,10 +15,8 @@ import dataclasses
 
 import keras
 
+from cvft_tf.models.backbones import VGG16_TRUNK_NAME
 from cvft_tf.models.vgg16 import VGG16_BLOCK_WIDTHS
-
-TRUNK_NAME = "vgg16"
-"""Name of the VGG16 trunk inside a branch (``cross_view.build_branch``)."""
 
 
 def stem_output_layer(frozen_blocks):
@@ -49,7 +47,7 @@ class BranchSplit:
 
 
 def split_branch(branch, frozen_blocks):
-    """Cuts a VGG branch (``cross_view.build_branch``) after its frozen blocks.
+    """Cuts a VGG branch (``backbones.VGG16Backbone``) after its frozen blocks.
 
     Args:
         branch: functional branch model whose ``vgg16`` trunk has blocks
@@ -63,14 +61,14 @@ def split_branch(branch, frozen_blocks):
         ValueError: the branch has no VGG trunk, or a layer before the cut trains.
     """
     names = [layer.name for layer in branch.layers]
-    if TRUNK_NAME not in names:
-        raise ValueError(f"Branch {branch.name} has no {TRUNK_NAME} trunk: only VGG variants have a frozen stem.")
-    trunk = branch.get_layer(TRUNK_NAME)
+    if VGG16_TRUNK_NAME not in names:
+        raise ValueError(f"Branch {branch.name} has no {VGG16_TRUNK_NAME} trunk: only VGG variants have a frozen stem.")
+    trunk = branch.get_layer(VGG16_TRUNK_NAME)
     cut = trunk.get_layer(stem_output_layer(frozen_blocks))
     stem = keras.Model(trunk.input, cut.output, name=f"{branch.name}_stem")
     if stem.trainable_weights:
         raise ValueError(f"{branch.name}: layers before {cut.name} train; frozen_blocks={frozen_blocks} is not the branch's.")
-    consumer = branch.layers[names.index(TRUNK_NAME) + 1]
+    consumer = branch.layers[names.index(VGG16_TRUNK_NAME) + 1]
     branch_tail = keras.Model(consumer.input, branch.output, name=f"{branch.name}_tail")
     features = keras.Input(shape=stem.output.shape[1:], name=f"{branch.name}_stem_features")
     trunk_features = features
@@ -91,6 +89,6 @@ class ModelSplit:
 def split_model(model):
     """:class:`ModelSplit` of a ``CrossViewModel`` of a VGG variant (see :func:`split_branch`)."""
     return ModelSplit(
-        ground=split_branch(model.ground_branch, model.frozen_blocks),
-        aerial=split_branch(model.aerial_branch, model.frozen_blocks),
+        ground=split_branch(model.ground_branch, model.backbone.frozen_blocks),
+        aerial=split_branch(model.aerial_branch, model.backbone.frozen_blocks),
     )

@@ -1,6 +1,6 @@
 """Single-view visual place recognition with DINOv2 + SALAD (Izquierdo & Civera, CVPR 2024).
 
-One branch (:func:`~cvft_tf.models.dinov2.build_salad_branch`) maps an image to a unit
+One branch (:func:`~cvft_tf.models.salad_branch.build_salad_branch`) maps an image to a unit
 descriptor of size ``g + l*m``. Training follows GSV-Cities / SALAD: batches of P places with
 K images each, ``{"images": [P*K, H, W, 3], "labels": [P*K]}`` (integer place ids), and the
 multi-similarity loss on the pairs mined with margin 0.1
@@ -12,13 +12,9 @@ import keras
 import tensorflow as tf
 
 from cvft_tf import losses
-from cvft_tf.models.dinov2 import (
-    SALAD_TRAIN_SIZE,
-    SALAD_TRAINABLE_BLOCKS,
-    backbone_kwargs_from_preset,
-    build_salad_branch,
-)
+from cvft_tf.models.dinov2 import SALAD_TRAIN_SIZE, SALAD_TRAINABLE_BLOCKS, backbone_kwargs_from_preset
 from cvft_tf.models.optimizer_step import minimize
+from cvft_tf.models.salad_branch import build_salad_branch
 
 
 @keras.saving.register_keras_serializable(package="cvft_tf")

@@ -165,5 +165,5 @@ def test_salad_variant_builds_trains_and_reloads(tmp_path):
     path = tmp_path / "salad.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    assert loaded.get_config()["backbone_kwargs"]["num_layers"] == 2
+    assert loaded.backbone.backbone_kwargs["num_layers"] == 2
     np.testing.assert_allclose(loaded(batch)["ground"].numpy(), model(batch)["ground"].numpy(), atol=1e-5)

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from cvft_tf.losses import weighted_soft_margin_triplet_loss
 from cvft_tf.models import dinov2
+from cvft_tf.models.salad_branch import build_salad_branch
 
 TINY_BACKBONE = dict(
     patch_size=14, num_layers=2, hidden_dim=32, num_heads=2, intermediate_dim=64, position_embedding_shape=(42, 42, 3)
@@ -82,7 +83,7 @@ def test_weights_from_a_local_preset_or_file(tmp_path):
 
 
 def test_salad_branch_outputs_and_keras_file_round_trip(tmp_path):
-    branch = dinov2.build_salad_branch(
+    branch = build_salad_branch(
         "aerial", (44, 44), backbone_kwargs=TINY_BACKBONE, salad_kwargs=TINY_SALAD, trainable_blocks=1
     )
     assert branch.get_layer("resize_to_patches").output.shape == (None, 42, 42, 3)
@@ -99,8 +100,8 @@ def test_salad_branch_outputs_and_keras_file_round_trip(tmp_path):
 
 def test_cross_view_salad_branches_learn_with_the_triplet_loss():
     kwargs = dict(backbone_kwargs=TINY_BACKBONE, salad_kwargs=TINY_SALAD, trainable_blocks=1)
-    ground = dinov2.build_salad_branch("ground", (28, 56), **kwargs)
-    aerial = dinov2.build_salad_branch("aerial", (42, 42), **kwargs)
+    ground = build_salad_branch("ground", (28, 56), **kwargs)
+    aerial = build_salad_branch("aerial", (42, 42), **kwargs)
     batch = {"ground": 128 + images(4, (28, 56), seed=2) * 60.0, "aerial": 128 + images(4, (42, 42), seed=3) * 60.0}
     variables = ground.trainable_variables + aerial.trainable_variables
     optimizer = keras.optimizers.Adam(1e-3)
@@ -126,7 +127,7 @@ def test_cross_view_salad_branches_learn_with_the_triplet_loss():
 
 def test_mixed_precision_branch_gives_float32_unit_descriptors():
     keras.mixed_precision.set_global_policy("mixed_float16")
-    branch = dinov2.build_salad_branch("ground", (28, 56), backbone_kwargs=TINY_BACKBONE, salad_kwargs=TINY_SALAD)
+    branch = build_salad_branch("ground", (28, 56), backbone_kwargs=TINY_BACKBONE, salad_kwargs=TINY_SALAD)
     descriptor = branch(images(2, (28, 56)) * 60.0)["descriptor"]
     assert descriptor.dtype == tf.float32
     np.testing.assert_allclose(np.linalg.norm(descriptor.numpy(), axis=1), 1.0, atol=1e-3)
@@ -134,7 +135,7 @@ def test_mixed_precision_branch_gives_float32_unit_descriptors():
 
 @pytest.mark.large
 def test_real_sizes_vit_b_ground_panorama():
-    branch = dinov2.build_salad_branch("ground", (112, 616))
+    branch = build_salad_branch("ground", (112, 616))
     out = branch(images(1, (112, 616)) * 60.0)
     assert out["local_features"].shape == (1, 8, 44, 768)
     assert out["descriptor"].shape == (1, 8448)
