@@ -31,7 +31,7 @@ import zipfile
 import keras
 from absl import logging
 
-from cvft_tf.models.cross_view import CrossViewModel
+from cvft_tf.models.cross_view import MODEL_PARTS, CrossViewModel
 from cvft_tf.output_dirs import PARTIAL_PREFIX, atomic_path
 
 CHECKPOINT_DIR = "checkpoints"
@@ -289,16 +289,26 @@ def _plain(value):
     return json.loads(json.dumps(value, default=str))
 
 
+def _settings_of(model_config):
+    """``(label, name, value)`` of each setting of a ``config.model``: its own fields, and
+    those of its part sections labelled ``"<section>.<name>"``."""
+    for key, value in model_config.items():
+        if key in MODEL_PARTS and isinstance(value, dict):
+            yield from ((f"{key}.{name}", name, setting) for name, setting in value.items())
+        else:
+            yield key, key, value
+
+
 def check_model_config(model, expected, source):
     """Raises :class:`CheckpointError` listing every field where ``model`` differs from ``expected``."""
     actual = _plain(model.settings())
     expected = _plain(expected.to_dict() if hasattr(expected, "to_dict") else dict(expected))
     differences = []
-    for key, want in expected.items():
+    for label, key, want in _settings_of(expected):
         if key not in actual:
             continue
         have = actual[key]
         if have != want:
-            differences.append(f"{key}: checkpoint has {have!r}, config asks for {want!r}")
+            differences.append(f"{label}: checkpoint has {have!r}, config asks for {want!r}")
     if differences:
         raise CheckpointError(f"{source} does not match the config:\n  " + "\n  ".join(differences))

@@ -2,21 +2,20 @@
 
 Each config file calls :func:`base_config`, sets its dataset fields and applies its
 ``arg`` with :func:`apply_arg`. Sections map onto code without translation:
-``build_model(**config.model)``, the data loaders read ``config.data``, the trainer
-``config.train``, evaluation ``config.eval``.
+``build_model(**config.model.to_dict())``, whose ``backbone``, ``aggregator`` and ``matcher``
+sections hold the settings of the model's parts (``models.presets``; a section holds the
+settings of every part of that role the variants use, each part taking its own), the data
+loaders read ``config.data``, the trainer ``config.train``, evaluation ``config.eval``.
 """
 
 import ml_collections
 
-from cvft_tf import losses
 from cvft_tf.data import READERS, cvact, cvusa, pipeline
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.evaluation.recall import BACKENDS as RANK_BACKENDS
 from cvft_tf.evaluation.recall import DEFAULT_CHUNK_SIZE
-from cvft_tf.layers.sinkhorn import CVFT_COST_SCALE, CVFT_NUM_ITERATIONS
-from cvft_tf.models.aggregators.flat_map import REDUCED_CHANNELS
-from cvft_tf.models.cross_view import VARIANTS
-from cvft_tf.models.vgg16 import DROPOUT_RATE, FROZEN_BLOCKS
+from cvft_tf.models.cross_view import MODEL_PARTS, VARIANTS
+from cvft_tf.models.presets import PRESETS
 
 DATASETS = tuple(READERS)
 """Values of ``config.data.name``."""
@@ -45,15 +44,9 @@ def base_config():
     config.model.ground_size = GROUND_SIZE
     config.model.aerial_size = AERIAL_SIZE
     config.model.map_size = ml_collections.FieldReference(None, field_type=tuple)
-    config.model.reduced_channels = REDUCED_CHANNELS
-    config.model.dropout_rate = DROPOUT_RATE
-    config.model.frozen_blocks = FROZEN_BLOCKS
-    config.model.sinkhorn_iterations = CVFT_NUM_ITERATIONS
-    config.model.cost_scale = CVFT_COST_SCALE
-    config.model.transport_scale_by_positions = False
-    config.model.cost_dense_l2 = 0.0
-    config.model.loss_gamma = losses.SOFT_MARGIN_GAMMA
-    config.model.hard_negatives = 0
+    preset = PRESETS["cvft"]
+    for role in MODEL_PARTS:
+        config.model[role] = ml_collections.ConfigDict(getattr(preset, role)().get_config())
 
     config.data = ml_collections.ConfigDict()
     config.data.name = "cvusa"
@@ -122,8 +115,8 @@ def apply_arg(config, arg):
         if config.model.variant == "salad":
             config.model.ground_size = (28, 154)
             config.model.aerial_size = (56, 56)
-            config.model.backbone_kwargs = ml_collections.ConfigDict(SMOKE_BACKBONE)
-            config.model.salad_kwargs = ml_collections.ConfigDict(SMOKE_SALAD)
+            config.model.backbone.backbone_kwargs = ml_collections.ConfigDict(SMOKE_BACKBONE)
+            config.model.aggregator.salad_kwargs = ml_collections.ConfigDict(SMOKE_SALAD)
     return config
 
 
@@ -187,11 +180,12 @@ SMOKE_SALAD = dict(num_clusters=4, cluster_dim=8, token_dim=8, hidden_dim=16, dr
 def add_salad_fields(config):
     """The ``salad`` variant's model fields: DINOv2-B/14 + the paper's SALAD head."""
     from cvft_tf.layers.salad import SALAD
-    from cvft_tf.models.dinov2 import DINOV2_BASE, SALAD_TRAINABLE_BLOCKS
+    from cvft_tf.models.dinov2 import DINOV2_BASE
 
     head = SALAD()
-    config.model.backbone_kwargs = ml_collections.ConfigDict(DINOV2_BASE)
-    config.model.salad_kwargs = ml_collections.ConfigDict(
+    backbone = PRESETS["salad"].backbone(backbone_kwargs=dict(DINOV2_BASE)).get_config()
+    config.model.backbone.update(backbone, backbone_preset="", backbone_weights="")
+    config.model.aggregator.salad_kwargs = ml_collections.ConfigDict(
         dict(
             num_clusters=head.num_clusters,
             cluster_dim=head.cluster_dim,
@@ -200,7 +194,4 @@ def add_salad_fields(config):
             dropout=head.dropout,
         )
     )
-    config.model.trainable_blocks = SALAD_TRAINABLE_BLOCKS
-    config.model.backbone_preset = ""
-    config.model.backbone_weights = ""
     config.train.init = ""

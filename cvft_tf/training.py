@@ -53,7 +53,7 @@ VALIDATION_ONE_PERCENT = recall.TOP_ONE_PERCENT_TRAIN
 
 def new_model(config):
     """Builds and compiles a fresh model, initialised as ``config.train.init`` says."""
-    model = build_model(**config.model)
+    model = build_model(**config.model.to_dict())
     if config.train.init:
         initialize_weights(model, config.train.init)
     compile_model(model, config)
@@ -186,7 +186,7 @@ def feature_cache_refusal(config, model, num_pairs):
     if model.variant not in VGG_VARIANTS:
         return f"the {model.variant} variant has no frozen VGG stem"
     if model.backbone.frozen_blocks < 1:
-        return "no VGG block is frozen (config.model.frozen_blocks=0)"
+        return "no VGG block is frozen (config.model.backbone.frozen_blocks=0)"
     if config.data.orientation_noise_deg:
         return "orientation noise changes the images every epoch (config.data.orientation_noise_deg)"
     needed = feature_cache.cache_nbytes(num_pairs, model.frozen_stem())

@@ -61,12 +61,12 @@ def test_a_refused_resume_leaves_config_json_as_it_was(dataset_root, tmp_path):
     with open(os.path.join(workdir, "config.json")) as handle:
         written = handle.read()
     other = tiny_config(dataset_root, 2)
-    other.model.reduced_channels = 32
+    other.model.aggregator.reduced_channels = 32
     with pytest.raises(checkpoints.CheckpointError, match="reduced_channels: checkpoint has 64, config asks for 32"):
         training.train(other, workdir)
     with open(os.path.join(workdir, "config.json")) as handle:
         assert handle.read() == written
-    assert json.loads(written)["model"]["reduced_channels"] == 64
+    assert json.loads(written)["model"]["aggregator"]["reduced_channels"] == 64
 
 
 def test_adam_epsilon_is_the_originals():

@@ -59,7 +59,7 @@ def load_trained_model(config, workdir, weights=None):
             (see :func:`~cvft_tf.interop.imagenet.initialize_weights`).
     """
     if weights:
-        model = build_model(**config.model)
+        model = build_model(**config.model.to_dict())
         initialize_weights(model, weights)
         logging.info("Loaded weights from %s", weights)
         return model

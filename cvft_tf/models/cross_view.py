@@ -39,12 +39,8 @@ VARIANTS = tuple(PRESETS)
 VGG_VARIANTS = tuple(name for name, preset in PRESETS.items() if preset.backbone is VGG16Backbone)
 """Variants on the VGG16 trunk (the original's; TF1 checkpoints, frozen stems)."""
 
-_ROLES = ("backbone", "aggregator", "matcher")
-
-
-def _preset_settings():
-    """Every setting name of every part of every preset."""
-    return set().union(*(fields_of(getattr(preset, role)) for preset in PRESETS.values() for role in _ROLES))
+MODEL_PARTS = ("backbone", "aggregator", "matcher")
+"""The roles of a model's parts, in build order; ``config.model`` has a section for each."""
 
 
 def build_branch(branch, image_size, backbone, aggregator, map_size=None):
@@ -70,20 +66,31 @@ def build_branch(branch, image_size, backbone, aggregator, map_size=None):
     return keras.Model(images, outputs, name=f"{branch}_branch")
 
 
+def _role_settings(role):
+    """Every setting name of the parts of ``role`` over the presets."""
+    return set().union(*(fields_of(getattr(preset, role)) for preset in PRESETS.values()))
+
+
 def _part(role, given, part_class, settings):
-    """The part of ``role``: ``given`` as is (a Part, or its saved form), or ``part_class``
-    built from ``settings`` (the model's settings that are its fields) updated by ``given``
-    (a dict of settings)."""
+    """The part of ``role``.
+
+    ``given`` is used as is when it is a Part (or its saved form); otherwise ``part_class``
+    is built from ``settings`` (the model's settings that are its fields) updated by
+    ``given``, a dict of settings such as ``config.model.<role>``. A dict may hold settings
+    of the other parts of that role (a config section serves every variant); a name no
+    part of the role takes is an error.
+    """
     if isinstance(given, Part):
         return given
     if isinstance(given, dict) and "class_name" in given:
         return keras.saving.deserialize_keras_object(given)
-    own = {key: value for key, value in settings.items() if key in fields_of(part_class)}
-    unknown = sorted(set(given or {}) - fields_of(part_class))
+    given = dict(given or {})
+    unknown = sorted(set(given) - _role_settings(role) - fields_of(part_class))
     if unknown:
         takes = sorted(fields_of(part_class))
         raise TypeError(f"{part_class.__name__} ({role}) has no setting {unknown}; it takes {takes}")
-    return part_class(**{**own, **(given or {})})
+    own = {key: value for key, value in {**settings, **given}.items() if key in fields_of(part_class)}
+    return part_class(**own)
 
 
 @keras.saving.register_keras_serializable(package="cvft_tf")
@@ -109,7 +116,8 @@ class CrossViewModel(keras.Model):
         map_size: ``(h, w)`` output map of the map aggregators (None: the aerial map's own
             size, 8x8 at 256x256); Table 4 of the paper varies it (4096/2048/1536/512-d).
         backbone, aggregator, matcher: a part to use instead of the preset's, or a dict of
-            settings of the preset's part (the form of ``config.model.backbone`` ...).
+            settings of the preset's part (the sections ``config.model.backbone`` ...; a
+            setting of another part of the same role is ignored).
         **settings: settings of the parts by name, each given to the part that has it
             (``VGG16Backbone.frozen_blocks``, ``Transport.sinkhorn_iterations``,
             ``SoftMarginTriplet.loss_gamma``, ...); a setting of a part the variant does
@@ -131,7 +139,7 @@ class CrossViewModel(keras.Model):
         if variant not in PRESETS:
             raise ValueError(f"Unknown variant {variant!r}; expected one of {VARIANTS}.")
         preset = PRESETS[variant]
-        known = _preset_settings()
+        known = set().union(*(_role_settings(role) for role in MODEL_PARTS))
         part_settings = {key: settings.pop(key) for key in list(settings) if key in known}
         super().__init__(**settings)
         self.variant = variant
@@ -229,7 +237,7 @@ class CrossViewModel(keras.Model):
             "aerial_size": list(self.aerial_size),
             "map_size": list(self.map_size) if self.map_size is not None else None,
         }
-        for role in _ROLES:
+        for role in MODEL_PARTS:
             flat.update(getattr(self, role).get_config())
         return flat
 
@@ -240,7 +248,7 @@ class CrossViewModel(keras.Model):
             ground_size=list(self.ground_size),
             aerial_size=list(self.aerial_size),
             map_size=list(self.map_size) if self.map_size is not None else None,
-            **{role: keras.saving.serialize_keras_object(getattr(self, role)) for role in _ROLES},
+            **{role: keras.saving.serialize_keras_object(getattr(self, role)) for role in MODEL_PARTS},
         )
         return config
 

@@ -71,8 +71,10 @@ def test_presets_settings_and_parts():
     given = CrossViewModel("vgg_conv", aggregator={"reduced_channels": 16}, **TINY)
     assert given.aggregator == FlatMap(reduced_channels=16)
     assert given.descriptor_size == 2 * 2 * 16  # 64x64 -> 4x4 (VGG) -> 2x2 (reduction)
-    with pytest.raises(TypeError, match=r"FlatMap \(aggregator\) has no setting \['sinkhorn_iterations'\]"):
-        CrossViewModel("vgg_conv", aggregator={"sinkhorn_iterations": 3}, **TINY)
+    ignored = CrossViewModel("vgg_conv", aggregator={"sinkhorn_iterations": 3}, **TINY)  # a Transport setting
+    assert ignored.aggregator == FlatMap()
+    with pytest.raises(TypeError, match=r"FlatMap \(aggregator\) has no setting \['sinkhorn_iteration'\]"):
+        CrossViewModel("vgg_conv", aggregator={"sinkhorn_iteration": 3}, **TINY)
     with pytest.raises(ValueError, match="Unrecognized keyword arguments passed to CrossViewModel: {'frozen_block'"):
         CrossViewModel("cvft", frozen_block=4, **TINY)
     with pytest.raises(ValueError, match="Unknown variant 'cvft2'"):
