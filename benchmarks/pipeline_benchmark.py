@@ -1,7 +1,7 @@
 """The input pipeline's pairs per second next to the model's train step, side by side in one run.
 
 At the original sizes: raw CVUSA files (224x1232 ground and 750x750 aerial JPEGs, written
-here with smooth content and noise) go through ``make_train_dataset`` to the model's
+here with smooth content and noise) go through the training pipeline (``data.load_dataset``) to the model's
 112x616 and 256x256 uint8 inputs, once per decoder (``pipeline.DECODERS``); the ``cvft``
 model (blocks 1-3 frozen, dropout, the original's setting) then trains on a fixed batch of
 those sizes. The script prints pairs per second of each and the pipeline's margin over the
@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from cvft_tf import data
 from cvft_tf.data import cvusa, pipeline
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.models.cross_view import CrossViewModel
@@ -52,9 +53,11 @@ def write_cvusa_like(root, num_pairs, distinct, rng):
             handle.write(f"bingmap/19/{name},streetview/panos/{name},annotations/{name}\n")
 
 
-def pipeline_pairs_per_second(split, decoder):
-    """Pairs per second of ``make_train_dataset`` over the split, after one untimed batch."""
-    dataset = pipeline.make_train_dataset(split, _BATCH.value, GROUND_SIZE, AERIAL_SIZE, seed=0, decoder=decoder)
+def pipeline_pairs_per_second(root, decoder):
+    """Pairs per second of the training pipeline over the split, after one untimed batch."""
+    dataset = data.load_dataset(
+        "cvusa", root, "train", _BATCH.value, ground_size=GROUND_SIZE, aerial_size=AERIAL_SIZE, seed=0, decoder=decoder
+    )
     iterator = iter(dataset)
     next(iterator)
     started, pairs = time.perf_counter(), 0
@@ -79,13 +82,13 @@ def main(argv):
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as root:
         write_cvusa_like(root, _PAIRS.value + _BATCH.value, _DISTINCT.value, rng)
-        split = cvusa.read_split(root, "train")
         rates = {}
         for decoder in pipeline.DECODERS:
-            rates[decoder], batch = pipeline_pairs_per_second(split, decoder)
+            rates[decoder], batch = pipeline_pairs_per_second(root, decoder)
     step = train_step_pairs_per_second({"ground": batch["ground"], "aerial": batch["aerial"]})
-    print(f"{os.cpu_count()} CPUs; ground {RAW_GROUND[0]}x{RAW_GROUND[1]} -> {GROUND_SIZE[0]}x{GROUND_SIZE[1]}, "
-          f"aerial {RAW_AERIAL[0]}x{RAW_AERIAL[1]} -> {AERIAL_SIZE[0]}x{AERIAL_SIZE[1]}, batch {_BATCH.value}")  # fmt: skip
+    ground = f"ground {RAW_GROUND[0]}x{RAW_GROUND[1]} -> {GROUND_SIZE[0]}x{GROUND_SIZE[1]}"
+    aerial = f"aerial {RAW_AERIAL[0]}x{RAW_AERIAL[1]} -> {AERIAL_SIZE[0]}x{AERIAL_SIZE[1]}"
+    print(f"{os.cpu_count()} CPUs; {ground}, {aerial}, batch {_BATCH.value}")
     print("| stage | pairs/s | pipeline / train step |")
     print("| --- | ---: | ---: |")
     for decoder, rate in rates.items():
