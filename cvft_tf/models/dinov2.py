@@ -34,7 +34,6 @@ import json
 import os
 
 import keras
-import keras_hub
 import numpy as np
 import tensorflow as tf
 
@@ -175,6 +174,21 @@ def backbone_kwargs_from_preset(preset):
     return {key: config[key] for key in _ARCHITECTURE_KEYS if key in config}
 
 
+def import_keras_hub():
+    """keras-hub, which only the DINOv2 models need (the ``salad`` extra).
+
+    Raises:
+        ImportError: it is not installed; the message says how to install it.
+    """
+    try:
+        import keras_hub
+    except ImportError:
+        raise ImportError(
+            "DINOv2 (the salad variant, PlaceRecognitionModel) needs keras-hub: pip install -e '.[salad]'"
+        ) from None
+    return keras_hub
+
+
 def build_dinov2_backbone(backbone_kwargs=None, preset=None, weights=None):
     """A keras-hub ``DINOV2Backbone``, random or with the user's weights (never downloads).
 
@@ -196,6 +210,7 @@ def build_dinov2_backbone(backbone_kwargs=None, preset=None, weights=None):
     """
     if preset is not None and weights is not None:
         raise ValueError("give either a DINOv2 preset directory or a weights file, not both")
+    keras_hub = import_keras_hub()
     kwargs = dict(backbone_kwargs or {})
     kwargs.pop("image_shape", None)
     if preset is not None:

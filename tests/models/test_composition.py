@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import subprocess
+import sys
 import zipfile
 
 import keras
@@ -107,3 +109,21 @@ def test_a_keras_file_saved_before_the_parts_loads_with_its_weights(tmp_path):
     assert loaded.aggregator == Transport(sinkhorn_iterations=7)
     batch = pixels(model, seed=1)
     np.testing.assert_array_equal(loaded(batch)["ground"].numpy(), model(batch)["ground"].numpy())
+
+
+def test_the_vgg_variants_need_no_keras_hub():
+    """keras-hub is the salad extra's: the VGG models import and build without it."""
+    code = (
+        "import sys; sys.modules['keras_hub'] = None\n"
+        "import cvft_tf.training, cvft_tf.cli.train\n"
+        "from cvft_tf.models.cross_view import CrossViewModel\n"
+        "CrossViewModel('vgg_gp', ground_size=(32, 176), aerial_size=(64, 64))\n"
+        "try:\n"
+        "    CrossViewModel('salad', ground_size=(28, 154), aerial_size=(56, 56))\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = "DINOv2 (the salad variant, PlaceRecognitionModel) needs keras-hub: pip install -e '.[salad]'"
+    assert result.stdout.strip() == expected
