@@ -48,9 +48,9 @@ def ground_rows(height, width):
       height, width: the decoded panorama's size.
 
     Returns:
-      ``(height // 4, 3 * height // 4)`` for a raw panorama (width = 2 x height,
-      ``preprocess.crop_panorama_middle``), ``(0, height)`` for one already cut (a
-      ``Split.ground_rows`` rule).
+      ``(height // 4, 3 * height // 4)`` for a raw panorama (width = 2 x height: its
+      middle half, rows 208..624 of 832, as the original's CVACT reader cuts it),
+      ``(0, height)`` for one already cut (a ``Split.ground_rows`` rule).
 
     Raises:
       ImageError: neither raw (W = 2H, e.g. 832x1664) nor cut (W/H = 616/112, e.g. 112x616).
