@@ -41,11 +41,15 @@ class CostRegression(keras.layers.Layer):
     also declares an L2 regulariser (0.01) on the dense weights but never adds it to the
     loss; ``dense_l2`` (default 0) exposes it as a real option.
 
+    It computes in float32 under any dtype policy (its input is cast): Sinkhorn multiplies
+    the cost by -100, so a float16 cost (3 significant digits) would move the plan.
+
     Args:
         dense_l2: float, L2 penalty on the dense weights added to the model losses.
     """
 
     def __init__(self, dense_l2=0.0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.dense_l2 = float(dense_l2)
         self.conv = keras.layers.Conv2D(
@@ -103,10 +107,12 @@ class FeatureTransport(keras.layers.Layer):
         plan: ``[batch, h*w, h*w]``.
 
     Returns:
-        ``[batch, h, w, c]`` transported features.
+        ``[batch, h, w, c]`` transported features, float32 under any dtype policy (as the
+        plan; the features are cast).
     """
 
     def __init__(self, scale_by_positions=False, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.scale_by_positions = bool(scale_by_positions)
 
