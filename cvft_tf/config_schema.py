@@ -17,6 +17,11 @@ from cvft_tf.evaluation.recall import DEFAULT_CHUNK_SIZE
 from cvft_tf.models.cross_view import MODEL_PARTS, VARIANTS
 from cvft_tf.models.presets import PRESETS
 
+MIXED_PRECISION_POLICIES = {"": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+"""``config.train.mixed_precision`` -> the Keras dtype policy of the run (empty: float32). Under
+either mixed policy the backbone computes in half precision and the cost regression, Sinkhorn
+and transport in float32."""
+
 DATASETS = tuple(READERS)
 """Values of ``config.data.name``."""
 
@@ -68,7 +73,7 @@ def base_config():
     config.train.seed = 0
     config.train.deterministic = False
     config.train.jit_compile = False
-    config.train.mixed_precision = False
+    config.train.mixed_precision = ""
     config.train.init = "imagenet"
     config.train.steps_per_epoch = 0
     config.train.keep_checkpoints = 3
@@ -129,6 +134,18 @@ def check_model_section(config):
     _check_size(config, "model.ground_size")
     _check_size(config, "model.aerial_size")
     _check_size(config, "model.map_size", optional=True)
+
+
+def check_train_section(config):
+    """Checks the fields of ``config.train`` that ml_collections cannot type.
+
+    Raises:
+        ConfigError: ``mixed_precision`` is not one of :data:`MIXED_PRECISION_POLICIES`.
+    """
+    value = config.train.mixed_precision
+    if value not in MIXED_PRECISION_POLICIES:
+        choices = tuple(MIXED_PRECISION_POLICIES)
+        raise ConfigError(f"config.train.mixed_precision must be one of {choices}, got {value!r}")
 
 
 def check_dataset_sections(config):

@@ -33,6 +33,7 @@ import tensorflow as tf
 from absl import logging
 
 from cvft_tf import checkpoints, feature_cache, run_state
+from cvft_tf.config_schema import MIXED_PRECISION_POLICIES
 from cvft_tf.data.from_config import eval_dataset, read_split
 from cvft_tf.data.pipeline import DecodeCounter, dataset_errors, make_train_dataset
 from cvft_tf.evaluation import embed, figure_sources, figures, recall, scoring
@@ -292,8 +293,7 @@ def train(config, workdir):
     """
     make_output_directory(workdir, "workdir")
     keras.utils.set_random_seed(config.train.seed)
-    if config.train.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy(MIXED_PRECISION_POLICIES[config.train.mixed_precision])
 
     with StopSignals() as stop:
         train_split = read_split(config.data, config.data.train_split)

@@ -3,7 +3,7 @@
 import pytest
 
 from configs import cvact, cvusa, synthetic
-from cvft_tf.config_schema import ConfigError, check_dataset_sections, check_model_section
+from cvft_tf.config_schema import ConfigError, check_dataset_sections, check_model_section, check_train_section
 
 
 def test_the_shipped_configs_pass():
@@ -12,6 +12,7 @@ def test_the_shipped_configs_pass():
         config.data.root = "/data"
         check_model_section(config)
         check_dataset_sections(config)
+        check_train_section(config)
 
 
 @pytest.mark.parametrize(
@@ -31,6 +32,11 @@ def test_the_shipped_configs_pass():
         ("eval.chunk_size", -1, "config.eval.chunk_size must be a positive integer, got -1"),
         ("eval.backend", "jax", "config.eval.backend must be one of ('numpy', 'tensorflow'), got 'jax'"),
         ("data.decoder", "pil", "config.data.decoder must be one of ('opencv', 'tensorflow'), got 'pil'"),
+        (
+            "train.mixed_precision",
+            "float8",
+            "config.train.mixed_precision must be one of ('', 'float16', 'bfloat16'), got 'float8'",
+        ),
     ],
 )
 def test_config_values_the_commands_cannot_use(field, value, message):
@@ -41,6 +47,7 @@ def test_config_values_the_commands_cannot_use(field, value, message):
     with pytest.raises(ConfigError) as caught:
         check_model_section(config)
         check_dataset_sections(config)
+        check_train_section(config)
     assert str(caught.value).startswith(message)
 
 

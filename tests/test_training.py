@@ -4,6 +4,7 @@ Adam's epsilon is the original's, the best model follows the documented order.""
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -92,3 +93,18 @@ def test_a_resumed_run_drops_the_history_rows_it_will_log_again(tmp_path):
     path.write_text("epoch,loss\n0,1.5\n1,1.25\n2,1.0\n")
     training.trim_history(str(tmp_path), 2)
     assert training.read_history(str(tmp_path)) == {"epoch": [0.0, 1.0], "loss": [1.5, 1.25]}
+
+
+def test_a_bfloat16_run_trains_its_backbone_in_bfloat16(dataset_root, tmp_path):
+    config = tiny_config(dataset_root, 1)
+    config.train.mixed_precision = "bfloat16"
+    workdir = str(tmp_path / "run")
+    try:
+        training.train(config, workdir)
+        model, _ = final_weights(workdir, 1)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(training.read_history(workdir)["loss"]).all()
+    trunk = model.ground_branch.get_layer("vgg16")
+    assert trunk.get_layer("block4_conv1").compute_dtype == "bfloat16"
+    assert model.ground_branch.get_layer("cost_regression").compute_dtype == "float32"

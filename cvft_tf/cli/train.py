@@ -12,7 +12,7 @@ from ml_collections import config_flags
 
 from cvft_tf import training
 from cvft_tf.cli.common import reports_user_errors
-from cvft_tf.config_schema import check_dataset_sections, check_model_section
+from cvft_tf.config_schema import check_dataset_sections, check_model_section, check_train_section
 from cvft_tf.cli.exits import run_command
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
@@ -26,6 +26,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     check_model_section(_CONFIG.value)
     check_dataset_sections(_CONFIG.value)
+    check_train_section(_CONFIG.value)
     if _CONFIG.value.train.deterministic:
         tf.config.experimental.enable_op_determinism()
     training.train(_CONFIG.value, _WORKDIR.value)
