@@ -1,8 +1,7 @@
 """Tiny CVUSA and CVACT datasets in their real on-disk layouts, and the expected pixels.
 
-The expected pixels are computed here with OpenCV directly (imread, INTER_AREA resize; the
-original's means typed out for the model's first layer), independently of
-``cvft_tf.data.preprocess``.
+The expected pixels are computed here with OpenCV directly (imread, INTER_AREA resize),
+independently of ``cvft_tf.data.preprocess``.
 """
 
 import os
@@ -10,8 +9,6 @@ import os
 import cv2
 import numpy as np
 import scipy.io
-
-MEAN_BGR = np.array([103.939, 116.779, 123.6], np.float32)
 
 GROUND_OUT = (8, 44)
 AERIAL_OUT = (16, 16)
@@ -35,7 +32,7 @@ def write_image(path, image):
 
 def expected(path, size, rows=None):
     """The pipelines' uint8 BGR pixels for the image file at ``path``: the original's
-    network input before its mean is subtracted (``MEAN_BGR``, now the model's first layer)."""
+    network input before its mean is subtracted (now the model's first layer)."""
     image = cv2.imread(path)
     if rows is not None:
         image = image[rows[0] : rows[1]]
