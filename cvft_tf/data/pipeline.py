@@ -13,7 +13,13 @@ first layer. Batches are dicts:
 - ``"utm"``: float32 [batch, 2], metres (splits with positions: CVACT);
 - ``"distance_sq"``: float32 [batch, batch], squared UTM distances, computed in float64
   (training, splits with positions; for the masked loss);
-- ``"index"``: int64 [batch], the pair's position in the split (evaluation).
+- ``"index"``: int64 [batch], the pair's position in the split (evaluation);
+- ``"heading_deg"``: float32 [batch], the heading of each query, degrees clockwise from
+  north (a limited field of view or an unknown heading: ``field_of_view``).
+
+With a ``field_of_view`` other than the whole north-aligned panorama, the ground image is
+a crop of the panorama (``field_of_view.crop_query``): ``ground_size`` is the crop's size
+and the panorama is resized to ``field_of_view.panorama_size`` first.
 
 Training reads the pairs in a fresh order each epoch (``epoch_order``: a function of the
 seed and the epoch), drops the last incomplete batch and skips a pair whose images cannot be
@@ -43,9 +49,11 @@ import tensorflow as tf
 from absl import logging
 
 from cvft_tf.data import preprocess
+from cvft_tf.data.field_of_view import FieldOfView, crop_query, panorama_size
 
 _OK, _SKIP, _FATAL = 0, 1, 2
 _NOISE_STREAM = 1
+_FIELD_OF_VIEW_STREAM = 2
 _ERROR_MARKER = "DatasetError: "
 _ERROR_PATTERN = re.compile(re.escape(_ERROR_MARKER) + r"(.*?)\](?:\n|$)", re.DOTALL)
 _PROBLEMS_SHOWN = 50
@@ -315,21 +323,28 @@ def _checked_status(status, message):
         return tf.identity(status)
 
 
-def _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, orientation_noise_deg):
+def _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, orientation_noise_deg, field_of_view):
     """Graph function (index, noise_seed) -> (element dict, status)."""
     if decoder not in _IMAGE_READERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
-    pair = _pair_fn(split, ground_size, aerial_size, bad_pairs, _IMAGE_READERS[decoder])
+    field_of_view = field_of_view or FieldOfView()
+    if orientation_noise_deg and not field_of_view.is_full_north_aligned:
+        raise ValueError("orientation noise and a limited field of view or unknown heading do not combine")
+    decoded_size = panorama_size(ground_size, field_of_view.fov_deg)
+    pair = _pair_fn(split, decoded_size, aerial_size, bad_pairs, _IMAGE_READERS[decoder])
     utm_table = None if split.utm is None else tf.constant(split.utm, tf.float64)
 
     def element(index, noise_seed):
         ground, aerial, status = pair(index)
-        ground.set_shape((*ground_size, 3))
+        ground.set_shape((*decoded_size, 3))
         aerial.set_shape((*aerial_size, 3))
+        seed = tf.stack([noise_seed, index])
         if orientation_noise_deg:
-            seed = tf.stack([noise_seed, index])
             ground = preprocess.random_azimuth_shift(ground, orientation_noise_deg, seed)
         result = {"ground": ground, "aerial": aerial}
+        if not field_of_view.is_full_north_aligned:
+            crop_seed = tf.random.experimental.stateless_fold_in(seed, _FIELD_OF_VIEW_STREAM)
+            result["ground"], result["heading_deg"] = crop_query(ground, field_of_view, ground_size[1], crop_seed)
         if utm_table is not None:
             result["utm"] = tf.gather(utm_table, index)
         return result, status
@@ -430,6 +445,7 @@ def make_train_dataset(
     deterministic=False,
     start_batch=0,
     orientation_noise_deg=0.0,
+    field_of_view=None,
     max_bad_fraction=0.01,
     counter=None,
     decoder="opencv",
@@ -453,6 +469,9 @@ def make_train_dataset(
         are those of ``counter``).
       orientation_noise_deg: D; each panorama is turned by an azimuth uniform in [-D, D]
         degrees (``preprocess.random_azimuth_shift``), drawn anew each epoch.
+      field_of_view: a ``field_of_view.FieldOfView``; the ground image is a crop of
+        ``ground_size`` at a heading drawn anew each epoch (unknown heading) or facing north;
+        None: the whole panorama.
       max_bad_fraction: the share of the split's pairs that may be bad (skipped); one more
         stops the iteration with a DatasetError (see ``dataset_errors``) naming the file.
       counter: a ``DecodeCounter`` to count in (pass one to log it; a resumed run's
@@ -462,7 +481,8 @@ def make_train_dataset(
     Returns:
       ``tf.data.Dataset`` of dicts: ``ground`` uint8 [batch_size, *ground_size, 3],
       ``aerial`` uint8 [batch_size, *aerial_size, 3] (BGR), and for splits with positions
-      ``utm`` float32 [batch_size, 2] and ``distance_sq`` float32 [batch_size, batch_size].
+      ``utm`` float32 [batch_size, 2] and ``distance_sq`` float32 [batch_size, batch_size];
+      with a ``field_of_view``, ``heading_deg`` float32 [batch_size].
 
     Raises:
       DatasetError: the split has fewer pairs than one batch.
@@ -477,7 +497,7 @@ def make_train_dataset(
     bad_pairs = _BadPairs(split, counter, max_bad_fraction)
     start = stream_position(start_batch, counter.usable(len(split)), batch_size, seed)
     dataset = training_order(len(split), seed, start).map(
-        _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, orientation_noise_deg),
+        _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, orientation_noise_deg, field_of_view),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
@@ -499,7 +519,7 @@ def make_ordered_pairs(split, ground_size, aerial_size, *, counter, max_bad_frac
       uint8 [*aerial_size, 3] (BGR), int64 (unbatched).
     """
     bad_pairs = _BadPairs(split, counter, max_bad_fraction)
-    element = _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, 0.0)
+    element = _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, 0.0, None)
     noise_seed = tf.constant(0, tf.int64)
 
     def indexed(index):
@@ -520,6 +540,7 @@ def make_eval_dataset(
     aerial_size=preprocess.AERIAL_SIZE,
     *,
     orientation_noise_deg=0.0,
+    field_of_view=None,
     seed=0,
     decoder="opencv",
 ):
@@ -532,17 +553,21 @@ def make_eval_dataset(
       aerial_size: (height, width) of the aerial images, INTER_AREA resized to it.
       orientation_noise_deg: D; each panorama is turned by an azimuth uniform in [-D, D]
         degrees, drawn from (``seed``, pair index), so every run sees the same angles.
-      seed: int, seeds the orientation noise.
+      field_of_view: a ``field_of_view.FieldOfView``; the ground image is a crop of
+        ``ground_size`` at a heading drawn from (``seed``, pair index) (unknown heading) or
+        facing north; None: the whole panorama.
+      seed: int, seeds the orientation noise and the headings.
       decoder: one of :data:`DECODERS`.
 
     Returns:
       ``tf.data.Dataset`` of dicts: ``ground`` uint8 [b, *ground_size, 3], ``aerial``
-      uint8 [b, *aerial_size, 3] (BGR), ``index`` int64 [b], and ``utm`` float32 [b, 2] for
-      splits with positions (b = batch_size, less in the last batch). Iterating stops with
+      uint8 [b, *aerial_size, 3] (BGR), ``index`` int64 [b], ``utm`` float32 [b, 2] for
+      splits with positions and ``heading_deg`` float32 [b] with a ``field_of_view``
+      (b = batch_size, less in the last batch). Iterating stops with
       a DatasetError (see ``dataset_errors``) naming the file of a bad image.
     """
     bad_pairs = _BadPairs(split, None, 0.0)
-    element = _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, orientation_noise_deg)
+    element = _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, orientation_noise_deg, field_of_view)
     noise_seed = tf.constant(seed, tf.int64)
 
     def eval_element(index):
