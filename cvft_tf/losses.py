@@ -70,9 +70,15 @@ def weighted_soft_margin_triplet_loss(
     Returns:
         scalar float32 loss.
     """
-    aerial = tf.cast(aerial, tf.float32)
-    ground = tf.cast(ground, tf.float32)
-    distances = pairwise_distances(aerial, ground)
+    distances = pairwise_distances(tf.cast(aerial, tf.float32), tf.cast(ground, tf.float32))
+    return soft_margin_triplet_loss_of_distances(distances, gamma, negative_mask, hard_negatives)
+
+
+def soft_margin_triplet_loss_of_distances(distances, gamma=SOFT_MARGIN_GAMMA, negative_mask=None, hard_negatives=0):
+    """The same loss from a distance matrix: ``distances[i, j]`` between aerial ``i`` and ground
+    ``j`` ``[B, B]`` (pairs on the diagonal), as :func:`pairwise_distances` gives it or a map
+    matcher computes it (``models.matchers``). Returns a scalar float32 loss."""
+    distances = tf.cast(distances, tf.float32)
     positive = tf.linalg.diag_part(distances)
     ground_to_aerial = positive[None, :] - distances
     aerial_to_ground = positive[:, None] - distances

@@ -22,7 +22,6 @@ A 360-degree query with an unknown heading is the whole panorama rolled by the d
 
 import dataclasses
 
-import numpy as np
 import tensorflow as tf
 
 FULL_CIRCLE_DEG = 360.0

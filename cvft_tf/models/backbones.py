@@ -1,7 +1,8 @@
 """Branch backbones: images -> feature maps. Each is a ``parts.Part``.
 
-A backbone is called on a branch's ``keras.Input`` of BGR pixels and returns a dict of
-symbolic feature tensors for the aggregator: ``{"features": [B, h, w, c]}`` (VGG16) or
+A backbone is called on a branch's ``keras.Input`` of BGR pixels, with an optional layer that
+transforms the images first (the polar transform of aerial tiles, ``layers.polar``), and
+returns a dict of symbolic feature tensors for the aggregator: ``{"features": [B, h, w, c]}`` (VGG16) or
 ``{"local_features": [B, h, w, C], "token": [B, C]}`` (DINOv2).
 """
 
@@ -32,10 +33,12 @@ class VGG16Backbone(Part):
     frozen_blocks: int = FROZEN_BLOCKS
     dropout_rate: float = DROPOUT_RATE
 
-    def __call__(self, images, branch):
+    def __call__(self, images, branch, transform=None):
+        """The transform is the trunk's first layer, so a frozen stem includes it."""
+        trunk_input = transform(images) if transform is not None else images
         trunk = keras.Model(
             images,
-            vgg16_trunk(images, frozen_blocks=self.frozen_blocks, dropout_rate=self.dropout_rate),
+            vgg16_trunk(trunk_input, frozen_blocks=self.frozen_blocks, dropout_rate=self.dropout_rate),
             name=VGG16_TRUNK_NAME,
         )
         return {"features": trunk(images)}
@@ -76,7 +79,9 @@ class DINOv2Backbone(Part):
                 **(self.backbone_kwargs or {}),
             }
 
-    def __call__(self, images, branch):
+    def __call__(self, images, branch, transform=None):
+        if transform is not None:
+            images = transform(images)
         backbone = dinov2.build_dinov2_backbone(
             self.backbone_kwargs, preset=self.backbone_preset or None, weights=self.backbone_weights or None
         )

@@ -13,6 +13,10 @@ The variant names of the original's ``network_type`` are presets of parts
 * ``vgg_gp`` ("VGG global pooling"): global max pooling of conv5_3 -> 512-d, L2-normalised.
 * ``salad``: each branch is DINOv2 + SALAD optimal-transport aggregation (SALAD, CVPR 2024),
   trained with the same triplet loss.
+* ``dsm``: the aerial tile is turned into a polar image (``layers.polar``), both branches
+  keep width-aligned VGG16 maps, and the matcher correlates them at every azimuth, which
+  also estimates where a query looks (DSM, CVPR 2020): for limited field-of-view queries
+  of unknown heading (``data.field_of_view``).
 
 The branches are not shared. Each branch is a functional Keras model usable on its own
 (``model.ground_encoder``, ``model.aerial_encoder``) so a gallery is embedded once;
@@ -21,12 +25,11 @@ plan) for the paper's Figure 7.
 """
 
 import keras
-import tensorflow as tf
 
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.evaluation.recall import recall_at_1
 from cvft_tf.feature_cache import AERIAL_FEATURES, GROUND_FEATURES
-from cvft_tf import losses
+from cvft_tf.layers.polar import PolarTransform
 from cvft_tf.models import frozen_stem
 from cvft_tf.models.backbones import VGG16Backbone
 from cvft_tf.models.optimizer_step import minimize
@@ -43,7 +46,7 @@ MODEL_PARTS = ("backbone", "aggregator", "matcher")
 """The roles of a model's parts, in build order; ``config.model`` has a section for each."""
 
 
-def build_branch(branch, image_size, backbone, aggregator, map_size=None):
+def build_branch(branch, image_size, backbone, aggregator, map_size=None, polar_size=None):
     """One branch as a functional model with a dict of named outputs.
 
     Args:
@@ -53,6 +56,8 @@ def build_branch(branch, image_size, backbone, aggregator, map_size=None):
         aggregator: an aggregator part (``models.aggregators``).
         map_size: ``(h, w)`` the aggregator brings the feature map to, or None for the
             branch's own (see ``models.aggregators``).
+        polar_size: ``(H, W)``: the backbone sees the polar transform of the images
+            (``layers.polar.PolarTransform``) of this size; None: the images.
 
     Returns:
         ``keras.Model`` named ``f"{branch}_branch"`` mapping ``[B, H, W, 3]`` to the
@@ -62,7 +67,8 @@ def build_branch(branch, image_size, backbone, aggregator, map_size=None):
     if branch not in ("ground", "aerial"):
         raise ValueError(f"Unknown branch {branch!r}; expected 'ground' or 'aerial'.")
     images = keras.Input(shape=(*image_size, 3), name=f"{branch}_images")
-    outputs = aggregator(backbone(images, branch), branch, map_size)
+    transform = PolarTransform(polar_size, name=f"{branch}_polar") if polar_size is not None else None
+    outputs = aggregator(backbone(images, branch, transform), branch, map_size)
     return keras.Model(images, outputs, name=f"{branch}_branch")
 
 
@@ -115,6 +121,11 @@ class CrossViewModel(keras.Model):
         aerial_size: ``(H, W)`` of aerial tiles (original 256x256).
         map_size: ``(h, w)`` output map of the map aggregators (None: the aerial map's own
             size, 8x8 at 256x256); Table 4 of the paper varies it (4096/2048/1536/512-d).
+        aerial_polar: the aerial branch sees polar images (``layers.polar``); None: the
+            preset's choice (``dsm`` does).
+        polar_size: ``(H, W)`` of the polar images; None: ``ground_size`` (a whole panorama,
+            as SAFA). With limited field-of-view queries it is the size of the panorama they
+            are cut from (``data.field_of_view.panorama_size``).
         backbone, aggregator, matcher: a part to use instead of the preset's, or a dict of
             settings of the preset's part (the sections ``config.model.backbone`` ...; a
             setting of another part of the same role is ignored).
@@ -131,6 +142,8 @@ class CrossViewModel(keras.Model):
         ground_size=GROUND_SIZE,
         aerial_size=AERIAL_SIZE,
         map_size=None,
+        aerial_polar=None,
+        polar_size=None,
         backbone=None,
         aggregator=None,
         matcher=None,
@@ -146,14 +159,20 @@ class CrossViewModel(keras.Model):
         self.ground_size = tuple(ground_size)
         self.aerial_size = tuple(aerial_size)
         self.map_size = tuple(map_size) if map_size is not None else None
+        self.aerial_polar = aerial_polar
+        self.polar_size = tuple(polar_size) if polar_size is not None else None
         self.backbone = _part("backbone", backbone, preset.backbone, part_settings)
         self.aggregator = _part("aggregator", aggregator, preset.aggregator, part_settings)
         self.matcher = _part("matcher", matcher, preset.matcher, part_settings)
 
-        self.aerial_branch = build_branch("aerial", self.aerial_size, self.backbone, self.aggregator, self.map_size)
+        self.aerial_branch = build_branch(
+            "aerial", self.aerial_size, self.backbone, self.aggregator, self.map_size, self.aerial_polar_size
+        )
         aerial_map = self.aerial_branch.output.get("feature_map")
         ground_map_size = tuple(aerial_map.shape[1:3]) if aerial_map is not None else self.map_size
         self.ground_branch = build_branch("ground", self.ground_size, self.backbone, self.aggregator, ground_map_size)
+        if self.matcher.compares_maps:
+            self._check_width_alignment()
         self.aerial_encoder = _descriptor_model(self.aerial_branch, "aerial_encoder")
         self.ground_encoder = _descriptor_model(self.ground_branch, "ground_encoder")
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -164,6 +183,27 @@ class CrossViewModel(keras.Model):
     @property
     def metrics(self):
         return [self.loss_tracker, self.recall_tracker]
+
+    @property
+    def aerial_polar_size(self):
+        """``(H, W)`` of the aerial branch's polar images, or None when it sees the tiles."""
+        polar = PRESETS[self.variant].aerial_polar if self.aerial_polar is None else self.aerial_polar
+        if not polar:
+            return None
+        return self.polar_size or self.ground_size
+
+    def _check_width_alignment(self):
+        """A map matcher needs maps whose columns cover the same pixels in both branches."""
+        ground_map = tuple(self.ground_branch.output["descriptor"].shape[1:])
+        aerial_map = tuple(self.aerial_branch.output["descriptor"].shape[1:])
+        aerial_width = (self.aerial_polar_size or self.aerial_size)[1]
+        if len(ground_map) != 3 or ground_map[1] * aerial_width != aerial_map[1] * self.ground_size[1]:
+            raise ValueError(
+                f"The {type(self.matcher).__name__} matcher compares width-aligned maps, but the ground map "
+                f"{ground_map} of {self.ground_size} images and the aerial map {aerial_map} of "
+                f"{self.aerial_polar_size or self.aerial_size} images differ in pixels per column; use a map "
+                "aggregator (azimuth_map), aerial_polar, and image widths that are multiples of the trunk's stride (16)"
+            )
 
     @property
     def descriptor_size(self):
@@ -222,10 +262,7 @@ class CrossViewModel(keras.Model):
 
     def _update_metrics(self, loss, descriptors):
         self.loss_tracker.update_state(loss)
-        distances = losses.pairwise_distances(
-            tf.cast(descriptors["aerial"], tf.float32), tf.cast(descriptors["ground"], tf.float32)
-        )
-        self.recall_tracker.update_state(recall_at_1(distances))
+        self.recall_tracker.update_state(recall_at_1(self.matcher.distances(descriptors)))
         return {metric.name: metric.result() for metric in self.metrics}
 
     def settings(self):
@@ -236,6 +273,8 @@ class CrossViewModel(keras.Model):
             "ground_size": list(self.ground_size),
             "aerial_size": list(self.aerial_size),
             "map_size": list(self.map_size) if self.map_size is not None else None,
+            "aerial_polar": self.aerial_polar,
+            "polar_size": list(self.polar_size) if self.polar_size is not None else None,
         }
         for role in MODEL_PARTS:
             flat.update(getattr(self, role).get_config())
@@ -248,6 +287,8 @@ class CrossViewModel(keras.Model):
             ground_size=list(self.ground_size),
             aerial_size=list(self.aerial_size),
             map_size=list(self.map_size) if self.map_size is not None else None,
+            aerial_polar=self.aerial_polar,
+            polar_size=list(self.polar_size) if self.polar_size is not None else None,
             **{role: keras.saving.serialize_keras_object(getattr(self, role)) for role in MODEL_PARTS},
         )
         return config

@@ -10,6 +10,8 @@ An aggregator is a ``parts.Part`` called as ``aggregator(features, branch, map_s
   its configured map size first and gives the ground branch the aerial map's size).
 
 It returns a dict of named outputs that holds ``"descriptor"`` ``[B, D]`` (unit norm) and,
-for aggregators that keep a spatial map, ``"feature_map"`` ``[B, h, w, c]``. A new
+for aggregators that keep a spatial map, ``"feature_map"`` ``[B, h, w, c]``. A map
+aggregator for a map matcher (``azimuth_map.AzimuthMap``) returns the map itself as its
+``"descriptor"`` ``[B, h, w, c]`` and keeps its own size. A new
 aggregator is a new module here plus a line in ``models.presets.PRESETS``.
 """
