@@ -11,6 +11,7 @@ loaders read ``config.data``, the trainer ``config.train``, evaluation ``config.
 import ml_collections
 
 from cvft_tf.data import READERS, cvact, cvusa, pipeline
+from cvft_tf.data.field_of_view import FULL_CIRCLE_DEG, FieldOfView, panorama_size
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.evaluation.recall import BACKENDS as RANK_BACKENDS
 from cvft_tf.evaluation.recall import DEFAULT_CHUNK_SIZE
@@ -37,6 +38,11 @@ def base_config():
     ``train.backup_every_steps``: a step backup every that many steps inside an epoch (0:
     none), so a preempted run loses at most that many steps (``training_checkpoints``).
 
+    ``data.ground_fov_deg`` / ``data.unknown_heading``: queries are crops of the panoramas
+    (``data.field_of_view``): ``model.ground_size`` is the crop's size, and a polar aerial
+    branch (``model.aerial_polar``, the ``dsm`` variant) needs ``model.polar_size`` to be the
+    size of the panorama the crops are cut from.
+
     ``train.feature_cache``: train on the frozen blocks' features computed once
     (``cvft_tf.feature_cache``; the same maths), when they fit in ``feature_cache_max_gb``
     and nothing changes the images between epochs; otherwise on the images. With
@@ -49,6 +55,8 @@ def base_config():
     config.model.ground_size = GROUND_SIZE
     config.model.aerial_size = AERIAL_SIZE
     config.model.map_size = ml_collections.FieldReference(None, field_type=tuple)
+    config.model.aerial_polar = ml_collections.FieldReference(None, field_type=bool)
+    config.model.polar_size = ml_collections.FieldReference(None, field_type=tuple)
     preset = PRESETS["cvft"]
     for role in MODEL_PARTS:
         config.model[role] = ml_collections.ConfigDict(getattr(preset, role)().get_config())
@@ -61,6 +69,8 @@ def base_config():
     config.data.raw_ground_size = cvusa.RAW_GROUND_SIZE
     config.data.max_bad_fraction = 0.01
     config.data.orientation_noise_deg = 0.0
+    config.data.ground_fov_deg = FULL_CIRCLE_DEG
+    config.data.unknown_heading = False
     config.data.decoder = "opencv"
 
     config.train = ml_collections.ConfigDict()
@@ -95,16 +105,20 @@ def base_config():
 
 
 def apply_arg(config, arg):
-    """Applies a config-file argument: a variant name and/or ``smoke`` (``vgg_gp,smoke``).
+    """Applies a config-file argument: a variant name, ``fov<N>`` and/or ``smoke`` (``dsm,fov90``).
 
     ``salad`` adds the SALAD fields to ``config.model`` (DINOv2 ViT-B/14 architecture,
     ``backbone_preset`` / ``backbone_weights`` for local pretrained weights, the SALAD
-    head's arguments); ``smoke`` shrinks images, batches, epochs (and the DINOv2 backbone).
+    head's arguments); ``dsm`` adds its map's channels and makes the panorama width a
+    multiple of 64 (``add_dsm_fields``); ``fov<N>`` makes the queries N-degree crops of
+    unknown heading (:func:`set_field_of_view`); ``smoke`` shrinks images, batches, epochs
+    (and the DINOv2 backbone).
     """
     parts = [part for part in (arg or "").split(",") if part]
     for part in parts:
-        if part not in (*VARIANTS, "smoke"):
-            raise ValueError(f"Unknown config argument {part!r}; expected one of {VARIANTS} or 'smoke'.")
+        if part not in (*VARIANTS, "smoke") and not _is_fov_arg(part):
+            expected = f"one of {VARIANTS}, 'fov<degrees>' or 'smoke'"
+            raise ValueError(f"Unknown config argument {part!r}; expected {expected}.")
     for part in parts:
         if part in VARIANTS:
             config.model.variant = part
@@ -122,11 +136,17 @@ def apply_arg(config, arg):
             config.model.aerial_size = (56, 56)
             config.model.backbone.backbone_kwargs = ml_collections.ConfigDict(SMOKE_BACKBONE)
             config.model.aggregator.salad_kwargs = ml_collections.ConfigDict(SMOKE_SALAD)
+    if "dsm" in parts:
+        add_dsm_fields(config)
+    for part in parts:
+        if _is_fov_arg(part):
+            set_field_of_view(config, float(part[3:]))
     return config
 
 
 def check_model_section(config):
-    """Checks the sizes of ``config.model``, which ml_collections types only as tuples.
+    """Checks the sizes of ``config.model``, which ml_collections types only as tuples, and
+    that a polar aerial branch sees the panorama the queries are cut from.
 
     Raises:
         ConfigError: naming the field, what it must be and what it is.
@@ -134,6 +154,18 @@ def check_model_section(config):
     _check_size(config, "model.ground_size")
     _check_size(config, "model.aerial_size")
     _check_size(config, "model.map_size", optional=True)
+    _check_size(config, "model.polar_size", optional=True)
+    polar = config.model.aerial_polar
+    if polar is None:
+        polar = PRESETS[config.model.variant].aerial_polar if config.model.variant in PRESETS else False
+    fov = config.data.get("ground_fov_deg", FULL_CIRCLE_DEG) if "data" in config else FULL_CIRCLE_DEG
+    if polar and float(fov) != FULL_CIRCLE_DEG:
+        panorama = panorama_size(config.model.ground_size, fov)
+        if tuple(config.model.polar_size or config.model.ground_size) != panorama:
+            raise ConfigError(
+                f"config.model.polar_size must be the panorama the {fov:g}-degree queries of size "
+                f"{tuple(config.model.ground_size)} are cut from, {panorama}; got {config.model.polar_size}"
+            )
 
 
 def check_train_section(config):
@@ -164,6 +196,17 @@ def check_dataset_sections(config):
     if config.data.name == "cvact" and config.eval.split not in cvact.SPLIT_FIELDS:
         splits = sorted(cvact.SPLIT_FIELDS)
         raise ConfigError(f"config.eval.split must be one of {splits} for CVACT, got {config.eval.split!r}")
+    try:
+        field_of_view = FieldOfView(config.data.ground_fov_deg, config.data.unknown_heading)
+    except ValueError as error:
+        raise ConfigError(f"config.data.ground_fov_deg: {error}") from None
+    for noise in ("data.orientation_noise_deg", "eval.orientation_noise_deg"):
+        section, name = noise.split(".")
+        if config[section][name] and not field_of_view.is_full_north_aligned:
+            raise ConfigError(
+                f"config.{noise} and config.data.ground_fov_deg / unknown_heading do not combine: "
+                "a query of unknown heading is already turned at random"
+            )
     if config.data.decoder not in pipeline.DECODERS:
         raise ConfigError(f"config.data.decoder must be one of {pipeline.DECODERS}, got {config.data.decoder!r}")
     if config.eval.backend not in RANK_BACKENDS:
@@ -192,6 +235,42 @@ SMOKE_BACKBONE = dict(
 
 SMOKE_SALAD = dict(num_clusters=4, cluster_dim=8, token_dim=8, hidden_dim=16, dropout=0.3)
 """A tiny SALAD head for smoke runs."""
+
+
+def _is_fov_arg(part):
+    try:
+        return part.startswith("fov") and 0.0 < float(part[3:]) <= FULL_CIRCLE_DEG
+    except ValueError:
+        return False
+
+
+DSM_COLUMN_PIXELS = 16
+"""Pixels per column of the width-aligned maps (the VGG16 trunk's stride)."""
+
+
+def set_field_of_view(config, fov_deg):
+    """Queries of ``fov_deg`` degrees and unknown heading, cut from panoramas of the current
+    ``model.ground_size`` ``(h, W)``: ``model.ground_size`` becomes ``(h, w)``, ``w`` the
+    nearest whole number of columns (of the trunk's stride for ``dsm``, whose maps must stay
+    width-aligned), ``model.polar_size`` ``(h, W)`` and ``data.ground_fov_deg`` the angle the
+    crop really covers, ``360 w / W``."""
+    height, width = config.model.ground_size
+    step = DSM_COLUMN_PIXELS if config.model.variant == "dsm" else 1
+    crop_width = max(step, step * round(width * fov_deg / FULL_CIRCLE_DEG / step))
+    config.model.polar_size = (height, width)
+    config.model.ground_size = (height, crop_width)
+    config.data.ground_fov_deg = FULL_CIRCLE_DEG * crop_width / width
+    config.data.unknown_heading = True
+
+
+def add_dsm_fields(config):
+    """The ``dsm`` variant's fields: its map's channels; the panorama width made a multiple of
+    64 pixels (4 map columns), so that 360/180/90-degree crops stay width-aligned."""
+    from cvft_tf.models.aggregators.azimuth_map import AZIMUTH_MAP_CHANNELS
+
+    config.model.aggregator.map_channels = AZIMUTH_MAP_CHANNELS
+    height, width = config.model.ground_size
+    config.model.ground_size = (height, max(64, 64 * (width // 64)))
 
 
 def add_salad_fields(config):

@@ -34,7 +34,7 @@ from absl import logging
 
 from cvft_tf import checkpoints, feature_cache, run_state
 from cvft_tf.config_schema import MIXED_PRECISION_POLICIES
-from cvft_tf.data.from_config import eval_dataset, read_split
+from cvft_tf.data.from_config import eval_dataset, field_of_view, read_split
 from cvft_tf.data.pipeline import DecodeCounter, dataset_errors, make_train_dataset
 from cvft_tf.evaluation import embed, figure_sources, figures, recall, scoring
 from cvft_tf.interop.imagenet import initialize_weights
@@ -79,8 +79,10 @@ class EpochValidation(keras.callbacks.Callback):
     (r@1, ties broken by r@5, r@10, then the lower validation loss).
 
     Adds ``val_loss``, ``val_r@1``, ``val_r@5``, ``val_r@10``, ``val_r@1%``,
-    ``learning_rate`` and ``skipped_pairs`` to the epoch logs (so Keras' TensorBoard
-    callback placed after it records them) and writes images of top-5 retrievals, the
+    ``learning_rate``, ``skipped_pairs`` and, for a model that estimates headings,
+    ``val_heading_error_deg`` (median over the correctly retrieved queries) to the epoch
+    logs (so Keras' TensorBoard callback placed after it records them) and writes images of
+    top-5 retrievals, the
     ground feature map before/after transport beside the aerial one, and the transport
     plan under ``<workdir>/tensorboard/validation``.
     """
@@ -104,13 +106,13 @@ class EpochValidation(keras.callbacks.Callback):
             chunk_size=self.config.eval.chunk_size,
             one_percent_definition=VALIDATION_ONE_PERCENT,
             backend=self.config.eval.backend,
+            matcher=self.model.matcher,
         )
-        matcher = self.model.matcher
-        logs["val_loss"] = scoring.batched_loss(
-            embeddings, self.config.train.batch_size, matcher.loss_gamma, matcher.same_place_radius_m
-        )
+        logs["val_loss"] = scoring.batched_loss(embeddings, self.config.train.batch_size, self.model.matcher)
         for key in recall.REPORTED_METRICS:
             logs[f"val_{key}"] = metrics[key]
+        if "heading" in metrics:
+            logs["val_heading_error_deg"] = metrics["heading"].get("median_error_deg", float("nan"))
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         logs["skipped_pairs"] = self.counter.skipped
         logging.info(
@@ -130,7 +132,7 @@ class EpochValidation(keras.callbacks.Callback):
 
     def _log_images(self, embeddings, step):
         count = min(self.config.eval.num_figure_queries, len(embeddings.ground))
-        top = recall.top_k_indices(embeddings.ground[:count], embeddings.aerial, k=min(5, len(embeddings.aerial)))
+        top = scoring.top_k_tiles(embeddings, count, min(5, len(embeddings.aerial)), self.model.matcher)
         grounds = [figure_sources.display_image(p, 64) for p in self.val_split.ground_paths[:count]]
         tiles = figure_sources.AerialTiles(self.val_split.aerial_paths, 64)
         retrievals = figures.retrieval_figure(grounds, tiles, top, true_index=np.arange(count), tile_size=64)
@@ -174,6 +176,7 @@ def train_stream(config, model, train_split, counter):
         deterministic=config.train.deterministic,
         start_batch=start_batch,
         orientation_noise_deg=config.data.orientation_noise_deg,
+        field_of_view=field_of_view(config.data),
         max_bad_fraction=config.data.max_bad_fraction,
         counter=counter,
         decoder=config.data.decoder,
@@ -190,6 +193,8 @@ def feature_cache_refusal(config, model, num_pairs):
         return "no VGG block is frozen (config.model.backbone.frozen_blocks=0)"
     if config.data.orientation_noise_deg:
         return "orientation noise changes the images every epoch (config.data.orientation_noise_deg)"
+    if not field_of_view(config.data).is_full_north_aligned:
+        return "the ground crop changes every epoch (config.data.ground_fov_deg, config.data.unknown_heading)"
     needed = feature_cache.cache_nbytes(num_pairs, model.frozen_stem())
     limit = config.train.feature_cache_max_gb * 2**30
     if needed > limit:

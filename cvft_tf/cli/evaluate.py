@@ -7,7 +7,12 @@ prints r@1, r@5, r@10, r@1% with their chance levels and writes into ``DIR/eval`
   K = 1..top-1%), ``num_queries``, ``chance`` (the same r@K for a random ranking),
   ``one_percent_k`` (the r@1% K, floor(0.01 N) as in the paper's table), ``backend``; for
   CVACT_test also ``geo`` (one of the top K within ``config.eval.geo_radius_m``, 25 m);
-* ``ground_descriptors.npy``, ``aerial_descriptors.npy`` (and ``utm.npy``);
+  ``ground_fov_deg`` / ``unknown_heading`` / ``heading_seed`` (the queries: see
+  ``data.field_of_view``), and for a model that estimates headings (``dsm``) ``heading``:
+  the median heading error and the shares within 10 and 20 degrees over the queries whose
+  own tile is ranked first (``evaluation.heading``);
+* ``ground_descriptors.npy``, ``aerial_descriptors.npy`` (maps for ``dsm``), ``utm.npy``
+  and, for cut queries, ``headings.npy`` (the true heading of each query, degrees);
 * ``recall_curve.png`` (with the curves of ``--compare`` workdirs), ``retrievals.png``
   (top-5 per query, green/red borders), ``feature_alignment.png`` and
   ``transport_plan.png`` (map variants).
@@ -50,6 +55,17 @@ def recall_table(metrics, label, header=True):
     return f"{'':<14}" + "".join(f"{k:>9}" for k in REPORTED) + "\n" + row
 
 
+def heading_line(summary):
+    """The printed heading error of the correctly retrieved queries (``heading.summarize_heading``)."""
+    if not summary["num_correct"]:
+        return "heading error: no query retrieved its own tile first"
+    return (
+        f"heading error over the {summary['num_correct']} queries retrieved first: median "
+        f"{summary['median_error_deg']:.1f} deg, within 10 deg {summary['within_10deg']:.1f} %, "
+        f"within 20 deg {summary['within_20deg']:.1f} %"
+    )
+
+
 def map_size_flag(values):
     """``--map_size h,w`` -> (h, w), two positive integers."""
     try:
@@ -84,7 +100,7 @@ def write_figures(model, dataset, split, embeddings, metrics, out_dir, num_queri
     curves = {"this run": metrics["curve"], **other_curves}
     images = {"recall_curve": figures.recall_curve_figure(curves, title="Recall at K")}
     count = min(num_queries, len(embeddings.ground))
-    top = recall.top_k_indices(embeddings.ground[:count], embeddings.aerial, k=min(5, len(embeddings.aerial)))
+    top = scoring.top_k_tiles(embeddings, count, min(5, len(embeddings.aerial)), model.matcher)
     images["retrievals"] = figures.retrieval_figure(
         [figure_sources.display_image(p, 128) for p in split.ground_paths[:count]],
         figure_sources.AerialTiles(split.aerial_paths, 128),
@@ -124,12 +140,19 @@ def main(argv):
     embeddings = embed.embed_split(model, dataset)
     geo_radius = config.eval.geo_radius_m if config.eval.split == "test" else None
     metrics = scoring.score(
-        embeddings, chunk_size=config.eval.chunk_size, geo_radius_m=geo_radius, backend=config.eval.backend
+        embeddings,
+        chunk_size=config.eval.chunk_size,
+        geo_radius_m=geo_radius,
+        backend=config.eval.backend,
+        matcher=model.matcher,
     )
     metrics.update(
         split=split.name,
         variant=model.variant,
         orientation_noise_deg=float(config.eval.orientation_noise_deg),
+        ground_fov_deg=float(config.data.ground_fov_deg),
+        unknown_heading=bool(config.data.unknown_heading),
+        heading_seed=int(config.eval.orientation_seed),
         chance=recall.chance_levels(len(embeddings.aerial)),
         one_percent_k=recall.top_one_percent_k(len(embeddings.aerial)),
         backend=config.eval.backend,
@@ -139,6 +162,8 @@ def main(argv):
     save_npy_atomic(embeddings.aerial, os.path.join(out_dir, "aerial_descriptors.npy"))
     if embeddings.utm is not None:
         save_npy_atomic(embeddings.utm, os.path.join(out_dir, "utm.npy"))
+    if embeddings.heading is not None:
+        save_npy_atomic(embeddings.heading, os.path.join(out_dir, "headings.npy"))
     figure_paths = write_figures(
         model, dataset, split, embeddings, metrics, out_dir, config.eval.num_figure_queries, other_curves
     )
@@ -149,6 +174,8 @@ def main(argv):
     print(recall_table(metrics["chance"], "chance (%)", header=False))
     if "geo" in metrics:
         print(recall_table(metrics["geo"], f"within {metrics['geo']['radius_m']:g} m"))
+    if "heading" in metrics:
+        print(heading_line(metrics["heading"]))
     print(f"metrics: {os.path.join(out_dir, 'metrics.json')}")
     print("figures: " + ", ".join(figure_paths))
 

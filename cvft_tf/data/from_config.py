@@ -6,6 +6,7 @@ Used by the trainer (its splits and per-epoch validation) and by ``cvft-eval``.
 import os
 
 from cvft_tf import data
+from cvft_tf.data.field_of_view import FieldOfView
 from cvft_tf.data.pipeline import make_eval_dataset
 
 
@@ -23,6 +24,11 @@ def read_split(data_config, split):
     return data.read_split(name, root, split, **arguments)
 
 
+def field_of_view(data_config):
+    """The ``FieldOfView`` of the queries of a ``config.data`` section."""
+    return FieldOfView(data_config.ground_fov_deg, data_config.unknown_heading)
+
+
 def eval_dataset(config, split):
     """The evaluation pipeline of ``split`` at the model's input sizes."""
     return make_eval_dataset(
@@ -31,6 +37,7 @@ def eval_dataset(config, split):
         tuple(config.model.ground_size),
         tuple(config.model.aerial_size),
         orientation_noise_deg=config.eval.orientation_noise_deg,
+        field_of_view=field_of_view(config.data),
         seed=config.eval.orientation_seed,
         decoder=config.data.decoder,
     )

@@ -14,11 +14,14 @@ from cvft_tf.data.pipeline import dataset_errors
 
 @dataclasses.dataclass
 class Embeddings:
-    """Descriptors of a split in file order: ground/aerial ``[N, D]``, utm ``[N, 2]`` or None."""
+    """Descriptors of a split in file order: ground/aerial ``[N, D]`` (or maps ``[N, h, w, c]``
+    of a map aggregator), utm ``[N, 2]`` or None, and the queries' true headings ``[N]``
+    (degrees; None for whole north-aligned panoramas)."""
 
     ground: np.ndarray
     aerial: np.ndarray
     utm: np.ndarray | None = None
+    heading: np.ndarray | None = None
 
 
 def embed_split(model, dataset):
@@ -26,7 +29,7 @@ def embed_split(model, dataset):
 
     Args:
         model: a ``CrossViewModel``.
-        dataset: batches with ``ground``, ``aerial`` and optionally ``utm``.
+        dataset: batches with ``ground``, ``aerial`` and optionally ``utm`` and ``heading_deg``.
 
     Returns:
         :class:`Embeddings`.
@@ -36,7 +39,7 @@ def embed_split(model, dataset):
     def encode(ground, aerial):
         return model({"ground": ground, "aerial": aerial}, training=False)
 
-    grounds, aerials, utms = [], [], []
+    grounds, aerials, utms, headings = [], [], [], []
     with dataset_errors():
         for batch in dataset:
             out = encode(batch["ground"], batch["aerial"])
@@ -44,6 +47,13 @@ def embed_split(model, dataset):
             aerials.append(out["aerial"].numpy())
             if "utm" in batch:
                 utms.append(batch["utm"].numpy())
+            if "heading_deg" in batch:
+                headings.append(batch["heading_deg"].numpy())
     if not grounds:
         raise ValueError("The evaluation split is empty.")
-    return Embeddings(np.concatenate(grounds), np.concatenate(aerials), np.concatenate(utms) if utms else None)
+    return Embeddings(
+        np.concatenate(grounds),
+        np.concatenate(aerials),
+        np.concatenate(utms) if utms else None,
+        np.concatenate(headings) if headings else None,
+    )
