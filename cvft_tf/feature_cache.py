@@ -158,6 +158,38 @@ def load_or_build_feature_cache(model_split, split, ground_size, aerial_size, ba
     return cache
 
 
+def with_cached_aerial_features(dataset, cache):
+    """Image training batches whose aerial images are replaced by their cached stem features.
+
+    For runs whose ground images change every epoch (limited field of view, unknown
+    heading: ``data.field_of_view``) while the aerial tiles do not: the ground stem runs in
+    each step, the aerial one was run once.
+
+    Args:
+        dataset: ``pipeline.make_train_dataset(..., with_index=True)`` of the cache's split.
+        cache: :class:`FeatureCache` of that split.
+
+    Returns:
+        The batches with ``aerial_features`` float32 ``[B, h', w', c']`` instead of
+        ``aerial`` and without ``index``.
+    """
+    rows = tf.constant(cache.rows)
+    shape = cache.aerial.shape[1:]
+
+    def gather(batch_rows):
+        return cache.aerial[batch_rows]
+
+    def swap(batch):
+        batch = dict(batch)
+        batch_rows = tf.gather(rows, batch.pop("index"))
+        features = tf.numpy_function(gather, [batch_rows], tf.float32, stateful=False)
+        features.set_shape([batch["aerial"].shape[0], *shape])
+        del batch["aerial"]
+        return {**batch, AERIAL_FEATURES: features}
+
+    return dataset.map(swap, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
 def make_cached_train_dataset(cache, split, batch_size, *, seed, start_batch=0):
     """Training batches of cached features, in the order of ``pipeline.make_train_dataset``.
 

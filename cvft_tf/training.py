@@ -20,7 +20,9 @@ epoch a little early instead; a fixed epoch length keeps Keras' step count exact
 dataset of unknown length Keras 3 counts one optimizer step too many per epoch).
 
 When the frozen blocks' features can be cached (``feature_cache_refusal``), the stream
-serves them instead of the images, in the same order (``cvft_tf.feature_cache``).
+serves them instead of the images, in the same order (``cvft_tf.feature_cache``); when the
+ground images change every epoch (orientation noise, field-of-view crops), only the aerial
+features are (``changing_ground_reason``).
 """
 
 import csv
@@ -145,41 +147,56 @@ class EpochValidation(keras.callbacks.Callback):
 
 def train_stream(config, model, train_split, counter):
     """The training stream: a function ``start_batch -> endless (repeated) tf.data.Dataset``
-    starting after ``start_batch`` batches; cached frozen-stem features when
-    ``config.train.feature_cache`` allows it (``cvft_tf.feature_cache``; the cache is built
-    here, once), else decoded images."""
+    starting after ``start_batch`` batches.
+
+    When ``config.train.feature_cache`` allows it (``cvft_tf.feature_cache``; the cache is
+    built here, once) the batches hold cached frozen-stem features; when only the aerial
+    tiles stay the same every epoch (:func:`changing_ground_reason`), decoded ground images
+    and cached aerial features; else decoded images.
+    """
     ground_size, aerial_size = tuple(config.model.ground_size), tuple(config.model.aerial_size)
     reason = feature_cache_refusal(config, model, len(train_split))
-    if reason is None:
-        cache = feature_cache.load_or_build_feature_cache(
-            model.frozen_stem(),
+    ground_reason = changing_ground_reason(config)
+
+    def images(start_batch, with_index=False):
+        return make_train_dataset(
             train_split,
+            config.train.batch_size,
             ground_size,
             aerial_size,
-            config.eval.batch_size,
-            counter=counter,
+            seed=config.train.seed,
+            deterministic=config.train.deterministic,
+            start_batch=start_batch,
+            orientation_noise_deg=config.data.orientation_noise_deg,
+            field_of_view=field_of_view(config.data),
             max_bad_fraction=config.data.max_bad_fraction,
-            cache_dir=config.train.feature_cache_dir,
+            counter=counter,
             decoder=config.data.decoder,
+            with_index=with_index,
         )
-        return lambda start_batch: feature_cache.make_cached_train_dataset(
-            cache, train_split, config.train.batch_size, seed=config.train.seed, start_batch=start_batch
-        ).repeat()
-    if config.train.feature_cache:
-        logging.info("Training on images, not cached features: %s", reason)
-    return lambda start_batch: make_train_dataset(
+
+    if reason is not None:
+        if config.train.feature_cache:
+            logging.info("Training on images, not cached features: %s", reason)
+        return lambda start_batch: images(start_batch).repeat()
+    cache = feature_cache.load_or_build_feature_cache(
+        model.frozen_stem(),
         train_split,
-        config.train.batch_size,
         ground_size,
         aerial_size,
-        seed=config.train.seed,
-        deterministic=config.train.deterministic,
-        start_batch=start_batch,
-        orientation_noise_deg=config.data.orientation_noise_deg,
-        field_of_view=field_of_view(config.data),
-        max_bad_fraction=config.data.max_bad_fraction,
+        config.eval.batch_size,
         counter=counter,
+        max_bad_fraction=config.data.max_bad_fraction,
+        cache_dir=config.train.feature_cache_dir,
         decoder=config.data.decoder,
+    )
+    if ground_reason is not None:
+        logging.info("Training on ground images and cached aerial features: %s", ground_reason)
+        return lambda start_batch: feature_cache.with_cached_aerial_features(
+            images(start_batch, with_index=True), cache
+        ).repeat()
+    return lambda start_batch: feature_cache.make_cached_train_dataset(
+        cache, train_split, config.train.batch_size, seed=config.train.seed, start_batch=start_batch
     ).repeat()
 
 
@@ -191,10 +208,6 @@ def feature_cache_refusal(config, model, num_pairs):
         return f"the {model.variant} variant has no frozen VGG stem"
     if model.backbone.frozen_blocks < 1:
         return "no VGG block is frozen (config.model.backbone.frozen_blocks=0)"
-    if config.data.orientation_noise_deg:
-        return "orientation noise changes the images every epoch (config.data.orientation_noise_deg)"
-    if not field_of_view(config.data).is_full_north_aligned:
-        return "the ground crop changes every epoch (config.data.ground_fov_deg, config.data.unknown_heading)"
     needed = feature_cache.cache_nbytes(num_pairs, model.frozen_stem())
     limit = config.train.feature_cache_max_gb * 2**30
     if needed > limit:
@@ -202,6 +215,15 @@ def feature_cache_refusal(config, model, num_pairs):
             f"the cache would take {needed / 2**30:.1f} GiB, more than "
             f"config.train.feature_cache_max_gb={config.train.feature_cache_max_gb}"
         )
+    return None
+
+
+def changing_ground_reason(config):
+    """Why the ground images change every epoch (so only aerial features are cached), or None."""
+    if config.data.orientation_noise_deg:
+        return "orientation noise turns the panoramas every epoch (config.data.orientation_noise_deg)"
+    if not field_of_view(config.data).is_full_north_aligned:
+        return "the ground crop changes every epoch (config.data.ground_fov_deg, config.data.unknown_heading)"
     return None
 
 

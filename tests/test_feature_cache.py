@@ -9,6 +9,7 @@ import pytest
 from configs import synthetic as synthetic_config
 from cvft_tf import feature_cache, training
 from cvft_tf.data import cvusa
+from cvft_tf.data.field_of_view import FieldOfView
 from cvft_tf.data.pipeline import DatasetError, DecodeCounter, make_train_dataset
 from cvft_tf.models.cross_view import CrossViewModel
 from tests.data.fixtures import write_cvusa
@@ -71,6 +72,38 @@ def test_training_on_the_cache_equals_training_on_the_images(split):
     assert max(np.abs(w.numpy() - v).max() for w, v in zip(on_cache.trainable_weights, initial)) > 1e-4
 
 
+def test_cropped_queries_with_cached_aerial_features_train_as_on_images(split):
+    """Field-of-view crops change every epoch, the polar aerial stems do not: training on
+    ground images with cached aerial features (``dsm``) equals training on the images."""
+    crop, polar = (32, 32), (32, 128)
+
+    def dsm_model():
+        model = CrossViewModel("dsm", ground_size=crop, aerial_size=AERIAL, polar_size=polar,
+                               frozen_blocks=4, dropout_rate=0.0)  # fmt: skip
+        model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-8))
+        return model
+
+    def images(**kwargs):
+        field_of_view = FieldOfView(90.0, unknown_heading=True)
+        return make_train_dataset(
+            split, BATCH, crop, AERIAL, seed=SEED, deterministic=True, field_of_view=field_of_view, **kwargs
+        )
+
+    on_images, on_cache = dsm_model(), dsm_model()
+    on_cache.set_weights(on_images.get_weights())
+    cache = feature_cache.build_feature_cache(
+        on_cache.frozen_stem(), split, crop, AERIAL, 3, counter=DecodeCounter(), max_bad_fraction=0.5
+    )
+    mixed = feature_cache.with_cached_aerial_features(images(with_index=True), cache)
+    assert set(mixed.element_spec) == {"ground", "aerial_features", "heading_deg"}
+    first = on_images.fit(images().repeat(), epochs=2, steps_per_epoch=2, shuffle=False, verbose=0).history["loss"]
+    second = on_cache.fit(mixed.repeat(), epochs=2, steps_per_epoch=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(second, first, rtol=1e-5)
+    assert first[1] != first[0]
+    for cached_weight, image_weight in zip(on_cache.trainable_weights, on_images.trainable_weights):
+        np.testing.assert_allclose(cached_weight.numpy(), image_weight.numpy(), rtol=1e-4, atol=1e-6)
+
+
 def test_a_bad_pair_is_counted_once_and_never_served(split, tmp_path):
     root = str(tmp_path)
     write_cvusa(root, 6, ground_raw=GROUND, aerial_raw=AERIAL)
@@ -94,9 +127,13 @@ def test_the_trainer_says_when_it_cannot_cache():
     config = synthetic_config.get_config("smoke")
     model = CrossViewModel("cvft", frozen_blocks=4, dropout_rate=0.0, **SIZES)
     assert training.feature_cache_refusal(config, model, 100) is None
+    assert training.changing_ground_reason(config) is None
     config.data.orientation_noise_deg = 20.0
-    assert "orientation noise" in training.feature_cache_refusal(config, model, 100)
+    assert training.feature_cache_refusal(config, model, 100) is None
+    assert "orientation noise" in training.changing_ground_reason(config)
     config.data.orientation_noise_deg = 0.0
+    config.data.ground_fov_deg = 90.0
+    assert "ground crop" in training.changing_ground_reason(config)
     config.train.feature_cache_max_gb = 0.001
     assert "more than config.train.feature_cache_max_gb=0.001" in training.feature_cache_refusal(config, model, 100)
     config.train.feature_cache = False

@@ -341,7 +341,7 @@ def _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, orientation
         seed = tf.stack([noise_seed, index])
         if orientation_noise_deg:
             ground = preprocess.random_azimuth_shift(ground, orientation_noise_deg, seed)
-        result = {"ground": ground, "aerial": aerial}
+        result = {"ground": ground, "aerial": aerial, "index": index}
         if not field_of_view.is_full_north_aligned:
             crop_seed = tf.random.experimental.stateless_fold_in(seed, _FIELD_OF_VIEW_STREAM)
             result["ground"], result["heading_deg"] = crop_query(ground, field_of_view, ground_size[1], crop_seed)
@@ -449,6 +449,7 @@ def make_train_dataset(
     max_bad_fraction=0.01,
     counter=None,
     decoder="opencv",
+    with_index=False,
 ):
     """Training batches of one epoch, full batches, bad pairs skipped and counted.
 
@@ -477,6 +478,8 @@ def make_train_dataset(
       counter: a ``DecodeCounter`` to count in (pass one to log it; a resumed run's
         restored one), or None.
       decoder: one of :data:`DECODERS`.
+      with_index: the batches also hold ``index`` int64 [batch_size], each pair's position in
+        the split (``feature_cache.with_cached_aerial_features`` finds its features by it).
 
     Returns:
       ``tf.data.Dataset`` of dicts: ``ground`` uint8 [batch_size, *ground_size, 3],
@@ -503,6 +506,8 @@ def make_train_dataset(
     )
     dataset = dataset.filter(lambda element, status: tf.equal(status, _OK))
     dataset = dataset.map(lambda element, status: element)
+    if not with_index:
+        dataset = dataset.map(lambda element: {key: value for key, value in element.items() if key != "index"})
     dataset = dataset.batch(batch_size, drop_remainder=True)
     if split.utm is not None:
         dataset = dataset.map(add_distances)
@@ -524,7 +529,7 @@ def make_ordered_pairs(split, ground_size, aerial_size, *, counter, max_bad_frac
 
     def indexed(index):
         result, status = element(index, noise_seed)
-        return result["ground"], result["aerial"], index, status
+        return result["ground"], result["aerial"], result["index"], status
 
     dataset = tf.data.Dataset.range(len(split)).map(
         indexed, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
@@ -572,7 +577,6 @@ def make_eval_dataset(
 
     def eval_element(index):
         result, _ = element(index, noise_seed)
-        result["index"] = index
         if "utm" in result:
             result["utm"] = tf.cast(result["utm"], tf.float32)
         return result

@@ -239,14 +239,16 @@ class CrossViewModel(keras.Model):
         return self.matcher.loss(descriptors, batch)
 
     def descriptors(self, batch, training=False):
-        """``{"ground": [B, D], "aerial": [B, D]}`` of a batch of images or of stem features."""
-        if GROUND_FEATURES not in batch:
+        """``{"ground": [B, D], "aerial": [B, D]}`` of a batch of images or of stem features
+        (either branch may come as features: ``feature_cache.with_cached_aerial_features``)."""
+        if GROUND_FEATURES not in batch and AERIAL_FEATURES not in batch:
             return self(batch, training=training)
         split = self.frozen_stem()
-        return {
-            "ground": split.ground.head(batch[GROUND_FEATURES], training=training)["descriptor"],
-            "aerial": split.aerial.head(batch[AERIAL_FEATURES], training=training)["descriptor"],
-        }
+        if GROUND_FEATURES in batch:
+            ground = split.ground.head(batch[GROUND_FEATURES], training=training)["descriptor"]
+        else:
+            ground = self.ground_encoder(batch["ground"], training=training)
+        return {"ground": ground, "aerial": split.aerial.head(batch[AERIAL_FEATURES], training=training)["descriptor"]}
 
     def train_step(self, batch):
         def batch_loss():

@@ -32,4 +32,4 @@ class AzimuthMap(Part):
         feature_map = keras.layers.Conv2D(
             self.map_channels, 3, padding="same", kernel_initializer="glorot_uniform", name=f"{branch}_azimuth_map"
         )(features["features"])
-        return {"feature_map": feature_map, "descriptor": feature_map}
+        return {"feature_map": feature_map, "descriptor": keras.layers.Identity(name="descriptor")(feature_map)}
