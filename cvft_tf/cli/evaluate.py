@@ -12,7 +12,8 @@ prints r@1, r@5, r@10, r@1% with their chance levels and writes into ``DIR/eval`
   the median heading error and the shares within 10 and 20 degrees over the queries whose
   own tile is ranked first (``evaluation.heading``);
 * ``ground_descriptors.npy``, ``aerial_descriptors.npy`` (maps for ``dsm``), ``utm.npy``
-  and, for cut queries, ``headings.npy`` (the true heading of each query, degrees);
+  and, for cut queries, ``headings.npy`` (the true heading of each query, degrees); for a
+  map matcher ``ranks.npy`` (the rank of each query's own tile);
 * ``recall_curve.png`` (with the curves of ``--compare`` workdirs), ``retrievals.png``
   (top-5 per query, green/red borders), ``feature_alignment.png`` and
   ``transport_plan.png`` (map variants).
@@ -164,6 +165,8 @@ def main(argv):
         save_npy_atomic(embeddings.utm, os.path.join(out_dir, "utm.npy"))
     if embeddings.heading is not None:
         save_npy_atomic(embeddings.heading, os.path.join(out_dir, "headings.npy"))
+    if "ranks" in metrics:
+        save_npy_atomic(metrics.pop("ranks"), os.path.join(out_dir, "ranks.npy"))
     figure_paths = write_figures(
         model, dataset, split, embeddings, metrics, out_dir, config.eval.num_figure_queries, other_curves
     )

@@ -14,6 +14,12 @@ import numpy as np
 from cvft_tf.evaluation import figures, recall
 
 REPORTED = recall.REPORTED_METRICS
+HEADING_COLUMNS = {
+    "median_error_deg": "heading error (median, deg)",
+    "within_10deg": "heading <= 10 deg (%)",
+    "within_20deg": "heading <= 20 deg (%)",
+}
+"""Heading numbers of ``evaluation.heading.summarize_heading`` -> their table headers."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +33,8 @@ class MethodSummary:
         low, high: dict r@K -> lowest and highest percentage.
         curve: mean r@K for K = 1.. (the shortest run's length).
         num_queries: queries of each run (they must agree).
+        heading: mean over the runs of each heading number (``evaluation.heading``), or None
+            for a method that does not estimate headings.
     """
 
     label: str
@@ -36,6 +44,7 @@ class MethodSummary:
     high: dict
     curve: list
     num_queries: int
+    heading: dict | None = None
 
 
 class EvaluationFolderError(ValueError):
@@ -89,14 +98,24 @@ def _read_descriptors(path):
 
 def read_run(eval_dir, max_k):
     """A run's ``metrics.json``, its four numbers and its ``curve`` (K = 1..``max_k``, at most N)
-    recomputed from the saved descriptors (``metrics.json`` keeps the curve only up to the r@1%
-    K, and one written before cvft_tf 0.2 has r@1% at the training-time K).
+    recomputed from the saved ranks of a map matcher (``ranks.npy``) or else from the saved
+    descriptors (``metrics.json`` keeps the curve only up to the r@1% K, and one written
+    before cvft_tf 0.2 has r@1% at the training-time K).
 
     Raises:
         FileNotFoundError: ``eval_dir`` lacks ``metrics.json`` or the descriptors.
         EvaluationFolderError: one of them cannot be read, or the descriptors do not match.
     """
     metrics = read_metrics(eval_dir)
+    ranks_path = os.path.join(eval_dir, "ranks.npy")
+    ranks = np.load(ranks_path) if os.path.isfile(ranks_path) else _ranks_of_descriptors(eval_dir)
+    metrics.update({key: value for key, value in recall.summarize(ranks).items() if key in REPORTED})
+    metrics["curve"] = (100.0 * recall.recall_curve(ranks, min(max_k, len(ranks)))).tolist()
+    return metrics
+
+
+def _ranks_of_descriptors(eval_dir):
+    """Each query's rank, from the descriptors ``cvft-eval`` saved."""
     ground = _read_descriptors(os.path.join(eval_dir, "ground_descriptors.npy"))
     aerial = _read_descriptors(os.path.join(eval_dir, "aerial_descriptors.npy"))
     if ground.shape != aerial.shape:
@@ -104,10 +123,7 @@ def read_run(eval_dir, max_k):
             f"{eval_dir}: ground descriptors {list(ground.shape)} and aerial descriptors "
             f"{list(aerial.shape)} do not match: run cvft-eval on that run again."
         )
-    ranks = recall.match_ranks(ground, aerial)
-    metrics.update({key: value for key, value in recall.summarize(ranks).items() if key in REPORTED})
-    metrics["curve"] = (100.0 * recall.recall_curve(ranks, min(max_k, len(aerial)))).tolist()
-    return metrics
+    return recall.match_ranks(ground, aerial)
 
 
 def summarize_runs(runs_by_label):
@@ -132,6 +148,7 @@ def summarize_runs(runs_by_label):
         values = {key: np.array([run[key] for run in runs], np.float64) for key in REPORTED}
         length = min(len(run["curve"]) for run in runs)
         curve = np.mean([run["curve"][:length] for run in runs], axis=0)
+        headings = [run["heading"] for run in runs if "median_error_deg" in run.get("heading", {})]
         summaries.append(
             MethodSummary(
                 label=label,
@@ -141,21 +158,27 @@ def summarize_runs(runs_by_label):
                 high={key: float(v.max()) for key, v in values.items()},
                 curve=curve.tolist(),
                 num_queries=counts.pop(),
+                heading={key: float(np.mean([h[key] for h in headings])) for key in HEADING_COLUMNS}
+                if headings
+                else None,
             )
         )
     return summaries
 
 
 def markdown_table(summaries, chance=None):
-    """A markdown table: one row per method, ``mean (low-high)`` per r@K, plus a chance row.
+    """A markdown table: one row per method, ``mean (low-high)`` per r@K, the heading error
+    columns when a method estimates headings ("-" for the others), plus a chance row.
 
     Args:
         summaries: list of :class:`MethodSummary`.
         chance: optional dict r@K -> chance percentage.
     """
+    with_heading = any(summary.heading for summary in summaries)
+    headers = [*REPORTED, *(HEADING_COLUMNS.values() if with_heading else ())]
     lines = [
-        "| method | runs | " + " | ".join(REPORTED) + " |",
-        "| --- | ---: | " + " | ".join("---:" for _ in REPORTED) + " |",
+        "| method | runs | " + " | ".join(headers) + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in headers) + " |",
     ]
     for summary in summaries:
         cells = []
@@ -164,9 +187,13 @@ def markdown_table(summaries, chance=None):
             if summary.runs > 1:
                 cell += f" ({summary.low[key]:.0f}-{summary.high[key]:.0f})"
             cells.append(cell)
+        if with_heading:
+            heading = summary.heading or {}
+            cells += [f"{heading[key]:.1f}" if key in heading else "-" for key in HEADING_COLUMNS]
         lines.append(f"| {summary.label} | {summary.runs} | " + " | ".join(cells) + " |")
     if chance:
-        lines.append("| chance | | " + " | ".join(f"{chance[key]:.1f}" for key in REPORTED) + " |")
+        chance_cells = [f"{chance[key]:.1f}" for key in REPORTED] + ["" for _ in headers[len(REPORTED) :]]
+        lines.append("| chance | | " + " | ".join(chance_cells) + " |")
     return "\n".join(lines) + "\n"
 
 

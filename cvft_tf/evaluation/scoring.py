@@ -70,7 +70,9 @@ def score_maps(
     own tile against ``embeddings.heading`` (0, north, for whole north-aligned panoramas).
 
     Returns:
-        ``recall.summarize``'s dict plus ``heading`` (``heading.summarize_heading``).
+        ``recall.summarize``'s dict plus ``heading`` (``heading.summarize_heading``) and
+        ``ranks`` (int64 ``[N]``, each query's rank: ``cvft-eval`` saves them as
+        ``ranks.npy``, where ``compare`` reads them).
     """
     ground, aerial = embeddings.ground, tf.constant(embeddings.aerial, tf.float32)
     ranks, estimates = [], []
@@ -85,6 +87,7 @@ def score_maps(
     true = embeddings.heading if embeddings.heading is not None else np.zeros(len(ranks))
     metrics = recall.summarize(ranks, one_percent_definition=one_percent_definition)
     metrics["heading"] = heading.summarize_heading(heading.angular_error_deg(estimates, true), ranks == 0)
+    metrics["ranks"] = ranks.astype(np.int64)
     return metrics
 
 
