@@ -57,3 +57,41 @@ def test_a_cvact_split_that_does_not_exist():
     config.eval.split = "valAll"
     with pytest.raises(ConfigError, match=r"config.eval.split must be one of \['test', 'train', 'val'\] for CVACT"):
         check_dataset_sections(config)
+
+
+def test_fov_args_cut_queries_and_keep_dsm_maps_width_aligned():
+    config = synthetic.get_config("cvft,fov90")
+    assert tuple(config.model.ground_size) == (48, 66) and tuple(config.model.polar_size) == (48, 264)
+    assert config.data.ground_fov_deg == 90.0 and config.data.unknown_heading
+    dsm = synthetic.get_config("dsm,fov70")
+    assert tuple(dsm.model.ground_size) == (48, 48) and tuple(dsm.model.polar_size) == (48, 256)
+    assert dsm.data.ground_fov_deg == 67.5
+    assert dsm.model.aggregator.map_channels == 16
+    for config in (config, dsm, synthetic.get_config("dsm,fov360,smoke")):
+        config.data.root = "/data"
+        check_model_section(config)
+        check_dataset_sections(config)
+    with pytest.raises(ValueError, match="Unknown config argument 'fov400'"):
+        synthetic.get_config("fov400")
+
+
+def test_a_polar_branch_must_see_the_panorama_the_queries_are_cut_from():
+    config = synthetic.get_config("dsm,fov90")
+    config.data.root = "/data"
+    config.model.polar_size = (48, 64)
+    with pytest.raises(ConfigError, match=r"polar_size must be the panorama the 90-degree queries .* \(48, 256\)"):
+        check_model_section(config)
+
+
+@pytest.mark.parametrize("noise", ["data.orientation_noise_deg", "eval.orientation_noise_deg"])
+def test_orientation_noise_and_unknown_headings_do_not_combine(noise):
+    config = synthetic.get_config("cvft,fov180")
+    config.data.root = "/data"
+    section, name = noise.split(".")
+    config[section][name] = 20.0
+    with pytest.raises(ConfigError, match=f"config.{noise} and config.data.ground_fov_deg"):
+        check_dataset_sections(config)
+    config[section][name] = 0.0
+    config.data.ground_fov_deg = 0.0
+    with pytest.raises(ConfigError, match=r"field of view must be in \(0, 360\]"):
+        check_dataset_sections(config)

@@ -37,6 +37,29 @@ def test_mean_and_spread_per_label():
         compare.summarize_runs({"x": [metrics(1, 2, 3, 4, [1]), metrics(1, 2, 3, 4, [1], n=50)]})
 
 
+def test_heading_columns_appear_for_methods_that_estimate_headings():
+    with_heading = dict(metrics(30, 60, 80, 30, [30]), heading={"num_correct": 30, "median_error_deg": 8.0,
+                                                               "within_10deg": 60.0, "within_20deg": 90.0})  # fmt: skip
+    no_correct = dict(metrics(0, 6, 8, 0, [0]), heading={"num_correct": 0})
+    summaries = compare.summarize_runs({"dsm": [with_heading, no_correct], "cvft": [metrics(5, 25, 40, 5, [5])]})
+    assert summaries[0].heading == {"median_error_deg": 8.0, "within_10deg": 60.0, "within_20deg": 90.0}
+    lines = compare.markdown_table(summaries, recall.chance_levels(100)).splitlines()
+    assert lines[0].endswith("| r@1% | heading error (median, deg) | heading <= 10 deg (%) | heading <= 20 deg (%) |")
+    assert lines[2].endswith("| 8.0 | 60.0 | 90.0 |") and lines[3].endswith("| 5.0 | - | - | - |")
+    assert lines[4] == "| chance | | 1.0 | 5.0 | 10.0 | 1.0 |  |  |  |"
+
+
+def test_a_map_runs_curve_comes_from_its_saved_ranks(tmp_path):
+    eval_dir = tmp_path / "eval"
+    eval_dir.mkdir()
+    ranks = np.array([0, 0, 3, 12, 1, 0, 7, 30, 2, 0])
+    np.save(eval_dir / "ranks.npy", ranks)
+    (eval_dir / "metrics.json").write_text(json.dumps(recall.summarize(ranks)))
+    run = compare.read_run(str(eval_dir), 10)
+    assert run["r@1"] == 40.0 and run["r@5"] == 70.0
+    assert run["curve"] == (100 * recall.recall_curve(ranks, 10)).tolist()
+
+
 def write_eval(workdir, seed, shift):
     """An evaluated run: unit descriptors where ground i is aerial i plus noise."""
     rng = np.random.default_rng(seed)
