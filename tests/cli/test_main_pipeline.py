@@ -182,3 +182,24 @@ def test_salad_variant_through_the_training_pipeline(dataset_root, tmp_path):
     assert position == ("epoch-0001.keras", 1, 0, 2)
     reloaded = checkpoints.load_model(os.path.join(workdir, "best.keras"), config.model)
     assert reloaded.descriptor_size == 8 + 8 * 4
+
+
+def test_limited_fov_queries_of_unknown_heading_train_and_evaluate_with_heading_errors(dataset_root, tmp_path):
+    workdir = str(tmp_path / "dsm")
+    args = ["--config=configs/cvusa.py:dsm,fov90,smoke", f"--workdir={workdir}", "--config.train.epochs=1",
+            *config_overrides(dataset_root)]  # fmt: skip
+    cli("train", *args)
+    printed = cli("evaluate", *args).stdout
+    assert "heading error" in printed
+    eval_dir = os.path.join(workdir, "eval")
+    with open(os.path.join(eval_dir, "metrics.json")) as handle:
+        metrics = json.load(handle)
+    assert metrics["variant"] == "dsm" and metrics["ground_fov_deg"] == 90.0 and metrics["unknown_heading"]
+    assert metrics["heading"]["num_correct"] == round(metrics["r@1"] * metrics["num_queries"] / 100)
+    headings = np.load(os.path.join(eval_dir, "headings.npy"))
+    assert headings.shape == (metrics["num_queries"],) and np.all((headings >= -180) & (headings < 180))
+    assert len(set(headings.tolist())) > 1
+    ranks = np.load(os.path.join(eval_dir, "ranks.npy"))
+    assert np.mean(ranks == 0) * 100 == pytest.approx(metrics["r@1"])
+    cli("evaluate", *args, f"--out={tmp_path / 'again'}")
+    np.testing.assert_array_equal(np.load(str(tmp_path / "again" / "headings.npy")), headings)
