@@ -44,31 +44,37 @@ class FeatureCache:
     """Stem features of the good pairs of a split.
 
     Attributes:
-        ground: float32 ``[n, h, w, c]`` ground stem features.
+        ground: float32 ``[n, h, w, c]`` ground stem features, or None for a cache of the
+            aerial stems only (``branches=("aerial",)``: the ground images change every epoch).
         aerial: float32 ``[n, h', w', c']`` aerial stem features.
         rows: int64 ``[len(split)]``: each pair's row in ``ground`` / ``aerial``, -1 for a
             bad pair (skipped).
     """
 
-    ground: np.ndarray
+    ground: np.ndarray | None
     aerial: np.ndarray
     rows: np.ndarray
 
     @property
     def nbytes(self):
-        return self.ground.nbytes + self.aerial.nbytes
+        return (0 if self.ground is None else self.ground.nbytes) + self.aerial.nbytes
 
 
-def cache_nbytes(num_pairs, model_split):
+BRANCHES = ("ground", "aerial")
+"""The branches a cache holds by default; ``("aerial",)`` caches the aerial stems only."""
+
+
+def cache_nbytes(num_pairs, model_split, branches=BRANCHES):
     """Bytes the cache of ``num_pairs`` pairs takes (float32), from the stems' shapes."""
-    per_pair = np.prod(model_split.ground.feature_shape) + np.prod(model_split.aerial.feature_shape)
+    per_pair = sum(np.prod(getattr(model_split, branch).feature_shape) for branch in branches)
     return int(num_pairs * per_pair * 4)
 
 
 def build_feature_cache(
-    model_split, split, ground_size, aerial_size, batch_size, *, counter, max_bad_fraction, decoder="opencv"
-):
-    """Runs the frozen stems once over every pair of ``split``.
+    model_split, split, ground_size, aerial_size, batch_size, *, counter, max_bad_fraction, decoder="opencv",
+    branches=BRANCHES,
+):  # fmt: skip
+    """Runs the frozen stems of ``branches`` once over every pair of ``split``.
 
     Args:
         model_split: ``frozen_stem.ModelSplit`` of the model being trained.
@@ -79,6 +85,7 @@ def build_feature_cache(
         max_bad_fraction: as for ``pipeline.make_train_dataset``: more bad pairs than this
             share of the split stop with a DatasetError naming the file.
         decoder: one of ``pipeline.DECODERS``.
+        branches: :data:`BRANCHES` or ``("aerial",)``.
 
     Returns:
         :class:`FeatureCache`.
@@ -90,18 +97,20 @@ def build_feature_cache(
     dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     ground_stem = tf.function(lambda images: model_split.ground.stem(images, training=False))
     aerial_stem = tf.function(lambda images: model_split.aerial.stem(images, training=False))
-    ground = np.empty((len(split), *model_split.ground.feature_shape), np.float32)
+    with_ground = "ground" in branches
+    ground = np.empty((len(split) if with_ground else 0, *model_split.ground.feature_shape), np.float32)
     aerial = np.empty((len(split), *model_split.aerial.feature_shape), np.float32)
     rows = np.full(len(split), -1, np.int64)
     count = 0
     with pipeline.dataset_errors():
         for ground_images, aerial_images, indices in dataset:
             size = int(indices.shape[0])
-            ground[count : count + size] = ground_stem(ground_images).numpy()
+            if with_ground:
+                ground[count : count + size] = ground_stem(ground_images).numpy()
             aerial[count : count + size] = aerial_stem(aerial_images).numpy()
             rows[indices.numpy()] = np.arange(count, count + size)
             count += size
-    cache = FeatureCache(ground=ground[:count], aerial=aerial[:count], rows=rows)
+    cache = FeatureCache(ground=ground[:count] if with_ground else None, aerial=aerial[:count], rows=rows)
     logging.info(
         "Cached the frozen stem's features of %d pairs (%d skipped): %.0f MB in %.1f s",
         count, len(split) - count, cache.nbytes / 2**20, time.time() - started,
@@ -112,10 +121,15 @@ def build_feature_cache(
 _ARRAYS = ("ground", "aerial", "rows")
 
 
-def cache_fingerprint(model_split, split, ground_size, aerial_size, decoder="opencv"):
-    """Hex digest of what the cached features depend on (see the module docstring)."""
+def cache_fingerprint(model_split, split, ground_size, aerial_size, decoder="opencv", branches=BRANCHES):
+    """Hex digest of what the cached features depend on (see the module docstring); an
+    aerial-only cache does not depend on the ground size, so runs cutting different crops
+    share it."""
     digest = hashlib.sha256()
-    identity = (split.name, tuple(ground_size), tuple(aerial_size))
+    if tuple(branches) == BRANCHES:
+        identity = (split.name, tuple(ground_size), tuple(aerial_size))
+    else:
+        identity = (split.name, tuple(branches), tuple(aerial_size))
     digest.update(repr(identity if decoder == "opencv" else (*identity, decoder)).encode())
     for path in (*split.ground_paths, *split.aerial_paths):
         try:
@@ -123,33 +137,37 @@ def cache_fingerprint(model_split, split, ground_size, aerial_size, decoder="ope
             digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns};".encode())
         except OSError:
             digest.update(f"{path}:missing;".encode())
-    for branch in (model_split.ground, model_split.aerial):
-        for weight in branch.stem.weights:
+    for branch in branches:
+        for weight in getattr(model_split, branch).stem.weights:
             digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
     return digest.hexdigest()[:24]
 
 
 def load_or_build_feature_cache(model_split, split, ground_size, aerial_size, batch_size, *, counter,
-                                max_bad_fraction, cache_dir="", decoder="opencv"):  # fmt: skip
+                                max_bad_fraction, cache_dir="", decoder="opencv", branches=BRANCHES):  # fmt: skip
     """:func:`build_feature_cache`, kept in and reused from ``cache_dir`` when one is given.
 
     The arrays are written to a temporary folder and renamed into
     ``<cache_dir>/<fingerprint>/``, so an interrupted write is never read back.
     """
-    build_kwargs = dict(counter=counter, max_bad_fraction=max_bad_fraction, decoder=decoder)
+    build_kwargs = dict(counter=counter, max_bad_fraction=max_bad_fraction, decoder=decoder, branches=branches)
     if not cache_dir:
         return build_feature_cache(model_split, split, ground_size, aerial_size, batch_size, **build_kwargs)
-    folder = os.path.join(cache_dir, cache_fingerprint(model_split, split, ground_size, aerial_size, decoder))
+    fingerprint = cache_fingerprint(model_split, split, ground_size, aerial_size, decoder, branches)
+    folder = os.path.join(cache_dir, fingerprint)
     if os.path.isdir(folder):
-        cache = FeatureCache(**{name: np.load(os.path.join(folder, f"{name}.npy")) for name in _ARRAYS})
-        logging.info("Read the frozen stem's features of %d pairs from %s", len(cache.ground), folder)
+        arrays = {name: np.load(os.path.join(folder, f"{name}.npy")) for name in ("aerial", "rows")}
+        ground_path = os.path.join(folder, "ground.npy")
+        cache = FeatureCache(ground=np.load(ground_path) if os.path.exists(ground_path) else None, **arrays)
+        logging.info("Read the frozen stem's features of %d pairs from %s", len(cache.aerial), folder)
         return cache
     cache = build_feature_cache(model_split, split, ground_size, aerial_size, batch_size, **build_kwargs)
     os.makedirs(cache_dir, exist_ok=True)
     partial = tempfile.mkdtemp(prefix=".partial-", dir=cache_dir)
     try:
         for name in _ARRAYS:
-            np.save(os.path.join(partial, f"{name}.npy"), getattr(cache, name))
+            if getattr(cache, name) is not None:
+                np.save(os.path.join(partial, f"{name}.npy"), getattr(cache, name))
         os.rename(partial, folder)
     except OSError:
         shutil.rmtree(partial, ignore_errors=True)
@@ -207,9 +225,9 @@ def make_cached_train_dataset(cache, split, batch_size, *, seed, start_batch=0):
         ``aerial_features`` float32 ``[B, h', w', c']``, and for splits with positions
         ``utm`` float32 ``[B, 2]`` and ``distance_sq`` float32 ``[B, B]``.
     """
-    if len(cache.ground) < batch_size:
+    if len(cache.aerial) < batch_size:
         raise pipeline.DatasetError(
-            f"{split.name} has {len(cache.ground)} usable pairs, fewer than one batch of {batch_size}"
+            f"{split.name} has {len(cache.aerial)} usable pairs, fewer than one batch of {batch_size}"
         )
     rows = tf.constant(cache.rows)
     start = pipeline.stream_position(start_batch, cache.rows >= 0, batch_size, seed)

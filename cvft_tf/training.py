@@ -155,8 +155,9 @@ def train_stream(config, model, train_split, counter):
     and cached aerial features; else decoded images.
     """
     ground_size, aerial_size = tuple(config.model.ground_size), tuple(config.model.aerial_size)
-    reason = feature_cache_refusal(config, model, len(train_split))
     ground_reason = changing_ground_reason(config)
+    branches = ("aerial",) if ground_reason else feature_cache.BRANCHES
+    reason = feature_cache_refusal(config, model, len(train_split), branches)
 
     def images(start_batch, with_index=False):
         return make_train_dataset(
@@ -189,6 +190,7 @@ def train_stream(config, model, train_split, counter):
         max_bad_fraction=config.data.max_bad_fraction,
         cache_dir=config.train.feature_cache_dir,
         decoder=config.data.decoder,
+        branches=branches,
     )
     if ground_reason is not None:
         logging.info("Training on ground images and cached aerial features: %s", ground_reason)
@@ -200,15 +202,16 @@ def train_stream(config, model, train_split, counter):
     ).repeat()
 
 
-def feature_cache_refusal(config, model, num_pairs):
-    """Why the frozen-stem features cannot be cached for this run, or None when they can."""
+def feature_cache_refusal(config, model, num_pairs, branches=feature_cache.BRANCHES):
+    """Why the frozen-stem features of ``branches`` cannot be cached for this run, or None
+    when they can."""
     if not config.train.feature_cache:
         return "config.train.feature_cache is off"
     if model.variant not in VGG_VARIANTS:
         return f"the {model.variant} variant has no frozen VGG stem"
     if model.backbone.frozen_blocks < 1:
         return "no VGG block is frozen (config.model.backbone.frozen_blocks=0)"
-    needed = feature_cache.cache_nbytes(num_pairs, model.frozen_stem())
+    needed = feature_cache.cache_nbytes(num_pairs, model.frozen_stem(), branches)
     limit = config.train.feature_cache_max_gb * 2**30
     if needed > limit:
         return (

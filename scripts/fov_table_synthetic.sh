@@ -6,7 +6,8 @@
 #   bash scripts/fov_table_synthetic.sh [OUT]        (default runs/fov)
 # Writes OUT/table.md (r@1/5/10/1% and, for dsm, the heading error of the correctly
 # retrieved queries) and OUT/recall_curves.png. WORLD reuses a world (e.g. the main job's
-# runs/synthetic/world); otherwise the main job's world is made in OUT/world. VARIANTS,
+# runs/synthetic/world); otherwise the main job's world is made in OUT/world. The aerial
+# stems' features are computed once per variant and shared by its runs (OUT/feature_cache). VARIANTS,
 # EPOCHS, SEED and EXTRA (more --config overrides) change the runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,8 @@ for fov in $fovs; do
   for variant in $variants; do
     workdir="$out/$variant-fov$fov"
     config="configs/synthetic.py:$variant,fov$fov"
-    overrides=(--config.data.root="$world" --config.train.epochs="$epochs" --config.train.seed="$seed" "${extra[@]}")
+    overrides=(--config.data.root="$world" --config.train.epochs="$epochs" --config.train.seed="$seed"
+      --config.train.feature_cache_dir="$out/feature_cache" "${extra[@]}")
     cvft-train --config "$config" "${overrides[@]}" --workdir "$workdir"
     cvft-eval --config "$config" "${overrides[@]}" --workdir "$workdir"
     runs+=(--run "$variant, FoV $fov=$workdir")

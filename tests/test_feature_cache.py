@@ -92,8 +92,17 @@ def test_cropped_queries_with_cached_aerial_features_train_as_on_images(split):
     on_images, on_cache = dsm_model(), dsm_model()
     on_cache.set_weights(on_images.get_weights())
     cache = feature_cache.build_feature_cache(
-        on_cache.frozen_stem(), split, crop, AERIAL, 3, counter=DecodeCounter(), max_bad_fraction=0.5
+        on_cache.frozen_stem(), split, crop, AERIAL, 3, counter=DecodeCounter(), max_bad_fraction=0.5,
+        branches=("aerial",),
+    )  # fmt: skip
+    assert cache.ground is None and cache.nbytes == feature_cache.cache_nbytes(
+        NUM_PAIRS, on_cache.frozen_stem(), ("aerial",)
     )
+    fingerprints = {
+        feature_cache.cache_fingerprint(on_cache.frozen_stem(), split, size, AERIAL, branches=("aerial",))
+        for size in (crop, (32, 64))
+    }
+    assert len(fingerprints) == 1  # runs cutting other crops share the aerial cache
     mixed = feature_cache.with_cached_aerial_features(images(with_index=True), cache)
     assert set(mixed.element_spec) == {"ground", "aerial_features", "heading_deg"}
     first = on_images.fit(images().repeat(), epochs=2, steps_per_epoch=2, shuffle=False, verbose=0).history["loss"]
