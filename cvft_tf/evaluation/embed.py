@@ -5,11 +5,24 @@ result into metrics.
 """
 
 import dataclasses
+import weakref
 
 import numpy as np
 import tensorflow as tf
 
 from cvft_tf.data.pipeline import dataset_errors
+
+
+_ENCODERS = weakref.WeakKeyDictionary()
+
+
+def _encoder(model):
+    """The model's traced encoding function, made once per model (not once per epoch)."""
+    if model not in _ENCODERS:
+        _ENCODERS[model] = tf.function(
+            lambda ground, aerial: model({"ground": ground, "aerial": aerial}, training=False), reduce_retracing=True
+        )
+    return _ENCODERS[model]
 
 
 @dataclasses.dataclass
@@ -35,10 +48,7 @@ def embed_split(model, dataset):
         :class:`Embeddings`.
     """
 
-    @tf.function(reduce_retracing=True)
-    def encode(ground, aerial):
-        return model({"ground": ground, "aerial": aerial}, training=False)
-
+    encode = _encoder(model)
     grounds, aerials, utms, headings = [], [], [], []
     with dataset_errors():
         for batch in dataset:

@@ -13,7 +13,7 @@ import keras
 from cvft_tf.models.parts import Part
 
 AZIMUTH_MAP_CHANNELS = 16
-"""Channels of the matched maps (DSM's last layer has 16)."""
+"""Channels of the matched maps."""
 
 
 @keras.saving.register_keras_serializable(package="cvft_tf")
