@@ -13,7 +13,8 @@ first layer. Batches are dicts:
 - ``"utm"``: float32 [batch, 2], metres (splits with positions: CVACT);
 - ``"distance_sq"``: float32 [batch, batch], squared UTM distances, computed in float64
   (training, splits with positions; for the masked loss);
-- ``"index"``: int64 [batch], the pair's position in the split (evaluation);
+- ``"index"``: int64 [batch], the pair's position in the split (evaluation; training with
+  ``with_index``);
 - ``"heading_deg"``: float32 [batch], the heading of each query, degrees clockwise from
   north (a limited field of view or an unknown heading: ``field_of_view``).
 
