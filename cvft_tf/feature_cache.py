@@ -15,12 +15,14 @@ A bad pair is found, counted and skipped once, while the cache is built.
 
 With a ``cache_dir`` (``config.train.feature_cache_dir``), :func:`load_or_build_feature_cache`
 also keeps the arrays on disk under a fingerprint of everything they depend on (the split's
-files with their sizes and modification times, the input sizes, the stems' weights), so runs
+files with their sizes and modification times, the input sizes, the stems' layers and
+weights), so runs
 that share a world and a start (several variants or seeds) compute them once.
 """
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -138,7 +140,9 @@ def cache_fingerprint(model_split, split, ground_size, aerial_size, decoder="ope
         except OSError:
             digest.update(f"{path}:missing;".encode())
     for branch in branches:
-        for weight in getattr(model_split, branch).stem.weights:
+        stem = getattr(model_split, branch).stem
+        digest.update(json.dumps(stem.get_config(), sort_keys=True, default=str).encode())
+        for weight in stem.weights:
             digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
     return digest.hexdigest()[:24]
 

@@ -103,6 +103,11 @@ def test_cropped_queries_with_cached_aerial_features_train_as_on_images(split):
         for size in (crop, (32, 64))
     }
     assert len(fingerprints) == 1  # runs cutting other crops share the aerial cache
+    tiles = CrossViewModel("cvft", ground_size=crop, aerial_size=AERIAL, frozen_blocks=4, dropout_rate=0.0)
+    tiles.frozen_stem().aerial.stem.set_weights(on_cache.frozen_stem().aerial.stem.get_weights())
+    assert feature_cache.cache_fingerprint(tiles.frozen_stem(), split, crop, AERIAL, branches=("aerial",)) not in (
+        fingerprints
+    )  # the same VGG weights on tiles instead of polar images are another cache
     mixed = feature_cache.with_cached_aerial_features(images(with_index=True), cache)
     assert set(mixed.element_spec) == {"ground", "aerial_features", "heading_deg"}
     first = on_images.fit(images().repeat(), epochs=2, steps_per_epoch=2, shuffle=False, verbose=0).history["loss"]
