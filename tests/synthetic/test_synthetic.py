@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from cvft_tf.data import synthetic
-from cvft_tf.data.synthetic import render, world, writer
+from cvft_tf import synthetic
+from cvft_tf.synthetic import render, world, writer
 
 TINY = writer.ImageSpec(aerial_size=64, aerial_extent=96.0, ground_height=32, ground_width=176)
 PLAIN = render.Appearance()  # fixed light, no noise, no clouds
@@ -409,7 +409,7 @@ def test_real_dataset_sizes(tmp_path):
 
 def test_the_world_and_its_writer_do_not_import_tensorflow():
     """Spawned writer processes re-import the writer; TensorFlow would cost each seconds."""
-    code = "import sys, cvft_tf.data.synthetic; print('tensorflow' in sys.modules)"
+    code = "import sys, cvft_tf.synthetic; print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "False"
