@@ -7,7 +7,8 @@
 The queries are embedded with the ground branch of the model the index records (or of
 ``--workdir`` / ``--saved_model``, which must be the same model). For each query it writes
 ``OUT/<name>/matches.json`` and ``matches.csv`` (the top-K positions with their scores: map
-coordinates, latitude and longitude) and ``heatmap.png`` (the scores over the map, the
+coordinates, latitude and longitude; at least ``--min_separation_m`` apart, 25 m by default,
+so that they are K distinct places) and ``heatmap.png`` (the scores over the map, the
 matches and, when known, the truth). ``OUT/matches.csv`` holds every query's matches. With
 ``--truth`` (CSV ``image,x,y`` in the map's CRS, images relative to the CSV) it prints and
 writes (``OUT/summary.json``) the median and 90th-percentile error in metres and the share
@@ -34,6 +35,12 @@ _IMAGES = flags.DEFINE_multi_string("images", [], "Query panoramas (repeat the f
 _IMAGE_DIR = flags.DEFINE_string("image_dir", None, "Folder of query panoramas (JPEG/PNG).")
 _OUT = flags.DEFINE_string("out", None, "Output directory.")
 _TOP_K = flags.DEFINE_integer("top_k", 10, "Matches per query.", lower_bound=1)
+_SEPARATION = flags.DEFINE_float(
+    "min_separation_m",
+    25.0,
+    "Matches at least this far apart (non-maximum suppression; 0: plain top-K).",
+    lower_bound=0,
+)
 _TRUTH = flags.DEFINE_string("truth", None, "CSV image,x,y of the true positions (map CRS).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Use this workdir's model (must be the index's).")
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Use this SavedModel (must be the index's model).")
@@ -113,7 +120,9 @@ def main(argv):
     check_model(loaded.manifest, encoders, _INDEX.value)
     make_output_directory(_OUT.value, "--out directory")
 
-    records, descriptors = localize.localize(loaded, encoders, paths, _TOP_K.value, truth)
+    records, descriptors = localize.localize(
+        loaded, encoders, paths, _TOP_K.value, truth, min_separation_m=_SEPARATION.value
+    )
     folders = [os.path.join(_OUT.value, name) for name in output_names(paths)]
     rows = []
     for record, folder in zip(records, folders):
@@ -137,7 +146,12 @@ def main(argv):
     if truth is not None and summary is None:
         logging.warning("None of the queries is listed in %s", _TRUTH.value)
     if summary is not None:
-        summary.update(top_k=_TOP_K.value, index=os.path.abspath(_INDEX.value), search=loaded.manifest["search"])
+        summary.update(
+            top_k=_TOP_K.value,
+            min_separation_m=_SEPARATION.value,
+            index=os.path.abspath(_INDEX.value),
+            search=loaded.manifest["search"],
+        )
         write_json(summary, os.path.join(_OUT.value, "summary.json"))
         print(localize.summary_table(summary))
     print(f"Results: {_OUT.value} (per query: matches.json, matches.csv, heatmap.png)")

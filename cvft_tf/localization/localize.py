@@ -2,6 +2,9 @@
 
 A query's matches are the K windows with the highest score ``q . w`` (its ground descriptor
 against the windows' aerial descriptors); a match's position is its window's centre. With
+``min_separation_m`` the matches are spread out (non-maximum suppression): a window closer
+than that to a better match is passed over, so that the K matches are K distinct places, not
+the neighbours of one peak (windows a stride apart score alike). With
 the truth known, a query's error at top-K is the distance from the truth to the nearest of
 its first K matches (metres; the map CRS is projected in metres).
 
@@ -27,6 +30,8 @@ RADII_M = (25.0, 50.0, 100.0)
 """Radii of the summary's shares of queries localized within a distance."""
 TOP_KS = (1, 10)
 QUERY_SUFFIXES = (".jpg", ".jpeg", ".png")
+CANDIDATES_PER_MATCH = 50
+"""Windows searched per match wanted when the matches are spread out."""
 
 
 @dataclasses.dataclass
@@ -152,8 +157,23 @@ def query_record(image, matches, truth=None):
     return record
 
 
-def localize(loaded, encoders, paths, top_k=10, truth=None, batch_size=32):
-    """Embeds ``paths`` with the ground branch and finds their ``top_k`` windows.
+def spread_out(scores, ids, positions, count, min_separation_m):
+    """The first ``count`` of the ranked ``ids`` that lie at least ``min_separation_m`` metres
+    from every better one kept (greedy non-maximum suppression); ``(scores, ids)`` of those."""
+    kept = []
+    for rank, candidate in enumerate(ids):
+        if candidate < 0:
+            break
+        if all(np.hypot(*(positions[candidate] - positions[ids[k]])) >= min_separation_m for k in kept):
+            kept.append(rank)
+            if len(kept) == count:
+                break
+    return scores[kept], ids[kept]
+
+
+def localize(loaded, encoders, paths, top_k=10, truth=None, batch_size=32, min_separation_m=0.0):
+    """Embeds ``paths`` with the ground branch and finds their ``top_k`` windows (spread at
+    least ``min_separation_m`` apart, 0: plain top-K).
 
     Returns:
         ``(records, query_descriptors)``: a :func:`query_record` per path, and float32 [Q, D].
@@ -162,9 +182,11 @@ def localize(loaded, encoders, paths, top_k=10, truth=None, batch_size=32):
         encoders.ground(read_queries(paths[i : i + batch_size], encoders.ground_size))
         for i in range(0, len(paths), batch_size)
     ])  # fmt: skip
-    scores, ids = search.search(loaded.search_index, descriptors, top_k)
+    candidates = top_k * CANDIDATES_PER_MATCH if min_separation_m > 0 else top_k
+    scores, ids = search.search(loaded.search_index, descriptors, candidates)
     records = []
     for path, row_scores, row_ids in zip(paths, scores, ids):
+        row_scores, row_ids = spread_out(row_scores, row_ids, loaded.positions, top_k, min_separation_m)
         known = None if truth is None else truth.get(os.path.abspath(path))
         records.append(query_record(path, match_records(loaded, row_scores, row_ids), known))
     return records, descriptors

@@ -91,3 +91,14 @@ def test_csv_rows_flatten_nested_records(tmp_path):
     lines = (tmp_path / "rows.csv").read_text().splitlines()
     assert lines == ["image,truth_x,truth_y,heading_deg", "a,1.0,2.0,", "b,,,90.0"]
     assert not any(name.startswith(".partial") for name in os.listdir(tmp_path))
+
+
+def test_spread_out_matches_are_distinct_places():
+    positions = np.array([[0.0, 0.0], [5.0, 0.0], [30.0, 0.0], [10.0, 20.0], [60.0, 0.0]])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5], np.float32)
+    ids = np.array([0, 1, 2, 3, 4])
+    kept_scores, kept = localize.spread_out(scores, ids, positions, 3, 25.0)
+    # 1 is 5 m from 0; 3 is 22.4 m from 0; 2 (30 m) and 4 are kept.
+    assert kept.tolist() == [0, 2, 4] and kept_scores.tolist() == pytest.approx([0.9, 0.7, 0.5])
+    assert localize.spread_out(scores, ids, positions, 2, 0.0)[1].tolist() == [0, 1]
+    assert localize.spread_out(scores, np.array([0, 1, -1, -1, -1]), positions, 3, 25.0)[1].tolist() == [0]
