@@ -9,7 +9,7 @@ as ``cvft-eval`` loads it) or from a SavedModel of ``cvft-export`` (its ``ground
 The fingerprint (:func:`fingerprint`) identifies the weights and sizes: the SHA-256 of the
 sorted SHA-256 digests of every variable's shape, dtype and bytes, and of the two input
 sizes. It does not depend on variable names or order, so a workdir's model and its export
-have the same fingerprint.
+have the same fingerprint (the export's dropout random-generator states are left out).
 """
 
 import dataclasses
@@ -22,6 +22,11 @@ import numpy as np
 import tensorflow as tf
 
 from cvft_tf.localization.errors import LocalizationError
+
+
+SEED_STATE = "seed_generator_state"
+"""Name part of the dropout layers' random-generator states, which a SavedModel tracks and a
+Keras model's weights do not: not weights, and left out of the fingerprint."""
 
 
 @dataclasses.dataclass
@@ -136,6 +141,8 @@ def from_saved_model(path):
         ground_size=ground_size,
         aerial_size=aerial_size,
         dimension=dimension,
-        fingerprint=fingerprint([v.numpy() for v in loaded.variables], ground_size, aerial_size),
+        fingerprint=fingerprint(
+            [v.numpy() for v in loaded.variables if SEED_STATE not in v.name], ground_size, aerial_size
+        ),
         source={"saved_model": os.path.abspath(path)},
     )
