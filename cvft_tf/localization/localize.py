@@ -63,7 +63,7 @@ def open_index(directory, nprobe=search.DEFAULT_NPROBE):
     """Opens the index at ``directory`` for queries.
 
     Raises:
-        LocalizationError: no index there, or one with no complete map.
+        LocalizationError: no index there, or one without a completely indexed map.
     """
     manifest = index_files.read_manifest(directory)
     path = os.path.join(directory, index_files.SEARCH_FILE)
@@ -71,6 +71,10 @@ def open_index(directory, nprobe=search.DEFAULT_NPROBE):
         raise LocalizationError(f"no index at {directory} (no {index_files.MANIFEST} and {index_files.SEARCH_FILE}): "
                                 "build it with cvft-index")  # fmt: skip
     entries = [entry for entry in manifest["maps"] if entry["complete"]]
+    if not entries:
+        raise LocalizationError(
+            f"the index {directory} has no completely indexed map: run cvft-index again to finish it"
+        )
     positions = np.concatenate([index_files.window_positions(entry) for entry in entries])
     map_of = np.concatenate([np.full(entry["windows"], entry["number"]) for entry in entries])
     return LoadedIndex(directory, manifest, search.read(path, nprobe), positions, map_of, entries)

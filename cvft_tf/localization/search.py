@@ -24,7 +24,7 @@ from cvft_tf.output_dirs import atomic_path
 
 SEARCH_KINDS = ("exact", "ivfpq")
 DEFAULT_NPROBE = 32
-DEFAULT_K_FACTOR = 4
+DEFAULT_K_FACTOR = 16
 DEFAULT_TRAIN_SIZE = 32768
 KMEANS_ITERATIONS = 10
 """k-means iterations of the coarse quantiser and of each PQ sub-quantiser (FAISS: 25)."""
