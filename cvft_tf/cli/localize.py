@@ -128,7 +128,7 @@ def main(argv):
     for record, folder in zip(records, folders):
         make_output_directory(folder, "query output directory")
         write_json(record, os.path.join(folder, "matches.json"))
-        matches = [{"image": record["image"], **match} for match in record["matches"]]
+        matches = localize.match_rows(record)
         localize.write_csv(matches, os.path.join(folder, "matches.csv"))
         rows += matches
     localize.write_csv(rows, os.path.join(_OUT.value, "matches.csv"))

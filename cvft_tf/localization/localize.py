@@ -196,6 +196,13 @@ def localize(loaded, encoders, paths, top_k=10, truth=None, batch_size=32, min_s
     return records, descriptors
 
 
+def match_rows(record):
+    """CSV rows of one query: each match, preceded by the record's own plain values (``image``,
+    ``error_m``, ... and any per-query estimate added to the record, such as a heading)."""
+    plain = {key: value for key, value in record.items() if not isinstance(value, (dict, list))}
+    return [{**plain, **match} for match in record["matches"]]
+
+
 def error_summary(records, radii=RADII_M, top_ks=TOP_KS):
     """Median and 90th-percentile top-1 error (m), and the share (%) within each radius at each K.
 

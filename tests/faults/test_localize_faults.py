@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import cv2
+import keras
 import pytest
 
 from tests.faults.harness import REPO, SMOKE, assert_exit, command_path, digests, run, truncate
@@ -20,6 +21,12 @@ from tests.localization.fixtures import write_png_map
 
 pytestmark = pytest.mark.large
 FOOTPRINT = "--config.data.aerial_footprint_m=40"
+
+
+def save_model(workdir, seed):
+    """A random smoke model drawn from ``seed`` (two seeds, two models) in ``workdir``."""
+    keras.utils.set_random_seed(seed)
+    return save_tiny_model(workdir)
 
 
 def index_args(workdir, map_path, out, *extra):
@@ -31,7 +38,7 @@ def built(tmp_path_factory):
     """A model workdir, a map with its queries and truth, and an index of the map (built once)."""
     with built_once(tmp_path_factory, "localize_faults") as (folder, build):
         if build:
-            save_tiny_model(str(folder / "run"))
+            save_model(str(folder / "run"), seed=1)
             map_path = write_png_map(str(folder), size=(60, 80), metres_per_pixel=2.0)
             (folder / "queries").mkdir()
             image = cv2.imread(map_path)
@@ -91,7 +98,7 @@ def test_a_stride_or_window_larger_than_the_map(built, flag, message):
 
 def test_an_index_of_another_model(built, tmp_path):
     before = digests(built / "index")
-    other = save_tiny_model(str(tmp_path / "other"))
+    other = save_model(str(tmp_path / "other"), seed=2)
     result = run("cvft-index", *index_args(other, built / "map.png", built / "index"))
     assert_exit(result, 2, f"error: the index {built / 'index'} was built with another model")
     result = run("cvft-localize", f"--index={built / 'index'}", f"--image_dir={built / 'queries'}",

@@ -102,3 +102,14 @@ def test_spread_out_matches_are_distinct_places():
     assert kept.tolist() == [0, 2, 4] and kept_scores.tolist() == pytest.approx([0.9, 0.7, 0.5])
     assert localize.spread_out(scores, ids, positions, 2, 0.0)[1].tolist() == [0, 1]
     assert localize.spread_out(scores, np.array([0, 1, -1, -1, -1]), positions, 3, 25.0)[1].tolist() == [0]
+
+
+def test_a_per_query_estimate_reaches_every_csv_row():
+    record = localize.query_record(
+        "q.jpg", [{"rank": 1, "x": 3.0, "y": 4.0}, {"rank": 2, "x": 0.0, "y": 1.0}], (0.0, 0.0)
+    )
+    record["heading_deg"] = 87.5
+    rows = localize.match_rows(record)
+    assert [row["rank"] for row in rows] == [1, 2]
+    assert all(row["heading_deg"] == 87.5 and row["image"] == "q.jpg" and row["error_m"] == 5.0 for row in rows)
+    assert "distances_m" not in rows[0] and "truth" not in rows[0]
