@@ -268,7 +268,9 @@ def test_cvusa_validation_places_lie_in_an_area_of_their_own(tmp_path):
     with open(tmp_path / writer.LOCATIONS_CSV, encoding="utf-8") as file:
         rows = [line.split(",") for line in file.read().splitlines()]
     assert rows[0] == ["id", "split", "east_m", "north_m"]
-    positions = {split: np.array([[float(e), float(n)] for _, s, e, n in rows[1:] if s == split]) for split in ("train", "val")}
+    positions = {
+        split: np.array([[float(e), float(n)] for _, s, e, n in rows[1:] if s == split]) for split in ("train", "val")
+    }
     assert [r[0] for r in rows[1:]] == [f"{i:07d}" for i in range(1, 14)]
     with open(tmp_path / "splits" / "val-19zl.csv", encoding="utf-8") as file:
         assert [line[11:18] for line in file] == [r[0] for r in rows[1:] if r[1] == "val"]
