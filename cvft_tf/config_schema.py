@@ -35,6 +35,10 @@ def base_config():
     """The original's settings: CVFT variant, Adam 1e-5 (epsilon 1e-8, TF1's), batch 32, VGG16
     ImageNet start.
 
+    ``data.aerial_footprint_m``: the side of the ground, in metres, that one aerial tile of the
+    dataset covers (and so the model's aerial input); ``cvft-index`` slides a window of this
+    size over a geo-referenced map. CVUSA 170 m, CVACT 144 m, the synthetic world 170 m.
+
     ``train.backup_every_steps``: a step backup every that many steps inside an epoch (0:
     none), so a preempted run loses at most that many steps (``training_checkpoints``).
 
@@ -72,6 +76,7 @@ def base_config():
     config.data.ground_fov_deg = FULL_CIRCLE_DEG
     config.data.unknown_heading = False
     config.data.decoder = "opencv"
+    config.data.aerial_footprint_m = cvusa.AERIAL_FOOTPRINT_M
 
     config.train = ml_collections.ConfigDict()
     config.train.epochs = 100

@@ -95,3 +95,11 @@ def test_orientation_noise_and_unknown_headings_do_not_combine(noise):
     config.data.ground_fov_deg = 0.0
     with pytest.raises(ConfigError, match=r"field of view must be in \(0, 360\]"):
         check_dataset_sections(config)
+
+
+def test_each_config_gives_the_ground_footprint_of_its_aerial_tiles():
+    # CVUSA: 750 px of zoom-19 imagery at about 0.227 m per pixel; CVACT: 1200 px at 0.12 m;
+    # the synthetic main job: the writer's 170 m tiles.
+    assert cvusa.get_config().data.aerial_footprint_m == pytest.approx(750 * 0.2267, abs=0.5)
+    assert cvact.get_config().data.aerial_footprint_m == pytest.approx(1200 * 0.12)
+    assert synthetic.get_config().data.aerial_footprint_m == 170.0

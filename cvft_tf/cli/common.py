@@ -12,6 +12,7 @@ from cvft_tf.data.pipeline import DatasetError
 from cvft_tf.evaluation.compare import EvaluationFolderError
 from cvft_tf.interop.imagenet import WeightsFileError, WeightsMismatchError, initialize_weights
 from cvft_tf.interop.tf1_checkpoint import CheckpointMismatchError, CheckpointReadError
+from cvft_tf.localization.errors import LocalizationError
 from cvft_tf.models.cross_view import build_model
 from cvft_tf.output_dirs import OutputDirectoryError
 
@@ -25,6 +26,7 @@ USER_ERRORS = (
     WeightsFileError,
     EvaluationFolderError,
     OutputDirectoryError,
+    LocalizationError,
     FileNotFoundError,
 )
 """Errors caused by the user's input: reported as a message and exit status 2, no traceback."""

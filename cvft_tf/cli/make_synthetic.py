@@ -6,19 +6,27 @@
         --num_train=2000 --num_val=500 --num_test=1000
     cvft-make-synthetic --out=/tmp/tiny --num_train=8 --num_val=4 \\
         --aerial_size=128 --ground_height=64 --ground_width=352
+    cvft-make-synthetic --out=runs/world --num_train=1600 --num_val=100 --map_extent=600 \\
+        --num_queries=20 --aerial_size=128 --ground_height=64 --ground_width=352 [--map_only]
 
-The folder has the real dataset's layout (``cvft_tf.data.synthetic.writer``), so the CVUSA
+The folder has the real dataset's layout (``cvft_tf.synthetic.writer``), so the CVUSA
 and CVACT loaders read it unchanged. Image sizes default to the real datasets' (CVUSA 750
 aerial and 224 x 1232 panorama; CVACT the pre-cut 256 and 112 x 616, or with
 ``--cvact_raw`` the released 1200 and 832 x 1664). The same flags give the same bytes.
+
+With ``--map_extent`` (CVUSA layout) it also writes a geo-referenced orthophoto of a held-out
+area and query panoramas at known positions under ``map/`` (``cvft_tf.synthetic.map_writer``),
+for ``cvft-index`` and ``cvft-localize``; ``--map_only`` writes only those (the area is where
+the same ``--num_train``, ``--num_val`` and ``--spacing`` put it).
 """
 
 import dataclasses
+import os
 
 from absl import app, flags, logging
 
 from cvft_tf.cli.exits import exit_with_user_error, run_command
-from cvft_tf.data.synthetic import writer
+from cvft_tf.synthetic import map_writer, writer
 from cvft_tf.output_dirs import OutputDirectoryError, make_output_directory
 
 FLAGS = flags.FLAGS
@@ -49,6 +57,12 @@ flags.DEFINE_float("spacing", writer.SPACING, "Metres between train/val location
 flags.DEFINE_float("test_spacing", writer.TEST_SPACING, "CVACT only: metres between test locations.", lower_bound=1.0)
 flags.DEFINE_integer("jpeg_quality", writer.JPEG_QUALITY, "JPEG quality.", lower_bound=1, upper_bound=100)
 flags.DEFINE_integer("workers", 1, "Rendering processes (the files do not depend on it).", lower_bound=1)
+flags.DEFINE_float(
+    "map_extent", 0.0, "CVUSA only: side in metres of a geo-referenced orthophoto of a held-out area (0: none).",
+    lower_bound=0.0,
+)
+flags.DEFINE_integer("num_queries", 20, "Query panoramas at known positions inside the map.", lower_bound=1)
+flags.DEFINE_bool("map_only", False, "Write only the map and its queries (needs --map_extent).")
 flags.DEFINE_bool("overwrite", False, "Write into a non-empty --out (same-name files are replaced).")
 
 
@@ -77,8 +91,12 @@ def main(argv):
         raise app.UsageError("--num_test is for --format=cvact (CVUSA has train and val only).")
     if FLAGS.format == "cvusa" and FLAGS.cvact_raw:
         raise app.UsageError("--cvact_raw is for --format=cvact.")
+    if FLAGS.format != "cvusa" and FLAGS.map_extent:
+        raise app.UsageError("--map_extent is for --format=cvusa.")
+    if FLAGS.map_only and not FLAGS.map_extent:
+        raise app.UsageError("--map_only needs --map_extent.")
     num_test = FLAGS.num_test if FLAGS.format == "cvact" else 0
-    if FLAGS.num_train + FLAGS.num_val + num_test == 0:
+    if FLAGS.num_train + FLAGS.num_val + num_test == 0 and not FLAGS.map_only:
         raise app.UsageError("Nothing to write: --num_train, --num_val and --num_test are all 0.")
     images = _images()
     logging.info("synthetic %s dataset, %s, seed %d -> %s", FLAGS.format, images, FLAGS.seed, FLAGS.out)
@@ -92,7 +110,9 @@ def main(argv):
     }
     try:
         make_output_directory(FLAGS.out, "--out directory")
-        if FLAGS.format == "cvusa":
+        if FLAGS.map_only:
+            summary = None
+        elif FLAGS.format == "cvusa":
             summary = writer.write_cvusa(FLAGS.out, FLAGS.num_train, FLAGS.num_val, **common)
         else:
             summary = writer.write_cvact(
@@ -103,14 +123,25 @@ def main(argv):
                 test_spacing=FLAGS.test_spacing,
                 **common,
             )
-    except (FileExistsError, OutputDirectoryError) as error:
+        if FLAGS.map_extent:
+            origin = map_writer.localization_origin(FLAGS.num_train, FLAGS.num_val, FLAGS.spacing)
+            written = map_writer.write_localization_map(
+                FLAGS.out, FLAGS.seed, images, origin, FLAGS.map_extent, FLAGS.num_queries, FLAGS.jpeg_quality
+            )
+    except (FileExistsError, OutputDirectoryError, ValueError) as error:
         exit_with_user_error(error)
-    splits = ", ".join(f"{count} {name}" for name, count in summary["splits"].items())
-    print(
-        f"Wrote {summary['pairs']} synthetic pairs ({splits}) in the {summary['format'].upper()} "
-        f"layout to {summary['out_dir']} in {summary['seconds']:.1f} s "
-        f"({summary['seconds_per_pair']:.3f} s per pair)"
-    )
+    if summary is not None:
+        splits = ", ".join(f"{count} {name}" for name, count in summary["splits"].items())
+        print(
+            f"Wrote {summary['pairs']} synthetic pairs ({splits}) in the {summary['format'].upper()} "
+            f"layout to {summary['out_dir']} in {summary['seconds']:.1f} s "
+            f"({summary['seconds_per_pair']:.3f} s per pair)"
+        )
+    if FLAGS.map_extent:
+        print(
+            f"Wrote a {written['size']}x{written['size']} px map ({written['metres_per_pixel']:.3f} m per pixel) "
+            f"and {written['queries']} query panoramas to {os.path.dirname(written['map'])}"
+        )
 
 
 def run():

@@ -18,8 +18,8 @@ _LAZY_ATTRIBUTES = {
     "cvact": "cvft_tf.data.cvact",
     "cvusa": "cvft_tf.data.cvusa",
 }
-"""Names this package exports, imported on first use so that ``cvft_tf.data.synthetic`` (and
-its spawned writer processes) does not import TensorFlow."""
+"""Names this package exports, imported on first use so that importing the package (for
+:data:`READERS`) does not import TensorFlow."""
 
 READERS = {"cvusa": ("cvft_tf.data.cvusa", ("raw_ground_size",)), "cvact": ("cvft_tf.data.cvact", ("mat_path",))}
 """Dataset name -> (module with its ``read_split``, the keyword arguments that function takes

@@ -25,6 +25,10 @@ SAME_PLACE_RADIUS_M = 25.0
 """Two positions closer than this (squared UTM distance < 625 m^2) are the same place; used
 by the masked loss (negatives) and by the CVACT_test metric."""
 
+AERIAL_FOOTPRINT_M = 144.0
+"""Side of the ground covered by a CVACT aerial tile, metres: 1200 x 1200 pixels at 0.12 m per
+pixel (Liu & Li, CVPR 2019)."""
+
 MAT_FILE = "ACT_data.mat"
 """Default name of the split file, in the dataset root."""
 

@@ -16,6 +16,12 @@ from cvft_tf.data import pipeline, preprocess
 RAW_GROUND_SIZE = (224, 1232)
 """(height, width) every raw CVUSA panorama must have (the original's training check)."""
 
+AERIAL_FOOTPRINT_M = 170.0
+"""Side of the ground covered by a CVUSA aerial tile, metres: 750 x 750 pixels of zoom-19 Bing
+imagery, about 0.23 m per pixel at the mid latitudes of the United States (Workman et al., 2015).
+An approximation: the metres per pixel of a Web Mercator zoom level shrink with the cosine of
+the latitude."""
+
 SPLIT_CSV = {"train": "splits/train-19zl.csv", "val": "splits/val-19zl.csv"}
 """Split names and their CSV files, relative to the dataset root."""
 

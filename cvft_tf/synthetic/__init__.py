@@ -6,7 +6,7 @@ occlusion) for a location; ``writer``: datasets on disk that the real loaders re
 The geometric conventions the loaders rely on are in ``render``'s docstring.
 """
 
-from cvft_tf.data.synthetic.render import (
+from cvft_tf.synthetic.render import (
     CAMERA_HEIGHT,
     MAX_DISTANCE,
     Appearance,
@@ -17,7 +17,7 @@ from cvft_tf.data.synthetic.render import (
     render_panorama,
     sun_visibility,
 )
-from cvft_tf.data.synthetic.world import (
+from cvft_tf.synthetic.world import (
     OPEN_MATERIALS,
     CityWorld,
     Material,
@@ -25,7 +25,7 @@ from cvft_tf.data.synthetic.world import (
     Surface,
     sample_locations,
 )
-from cvft_tf.data.synthetic.writer import (
+from cvft_tf.synthetic.writer import (
     CVACT_IMAGES,
     CVACT_RAW_IMAGES,
     CVUSA_IMAGES,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from cvft_tf.data import synthetic
-from cvft_tf.data.synthetic import render, world, writer
+from cvft_tf import synthetic
+from cvft_tf.synthetic import render, world, writer
 
 TINY = writer.ImageSpec(aerial_size=64, aerial_extent=96.0, ground_height=32, ground_width=176)
 PLAIN = render.Appearance()  # fixed light, no noise, no clouds
@@ -268,7 +268,9 @@ def test_cvusa_validation_places_lie_in_an_area_of_their_own(tmp_path):
     with open(tmp_path / writer.LOCATIONS_CSV, encoding="utf-8") as file:
         rows = [line.split(",") for line in file.read().splitlines()]
     assert rows[0] == ["id", "split", "east_m", "north_m"]
-    positions = {split: np.array([[float(e), float(n)] for _, s, e, n in rows[1:] if s == split]) for split in ("train", "val")}
+    positions = {
+        split: np.array([[float(e), float(n)] for _, s, e, n in rows[1:] if s == split]) for split in ("train", "val")
+    }
     assert [r[0] for r in rows[1:]] == [f"{i:07d}" for i in range(1, 14)]
     with open(tmp_path / "splits" / "val-19zl.csv", encoding="utf-8") as file:
         assert [line[11:18] for line in file] == [r[0] for r in rows[1:] if r[1] == "val"]
@@ -409,7 +411,7 @@ def test_real_dataset_sizes(tmp_path):
 
 def test_the_world_and_its_writer_do_not_import_tensorflow():
     """Spawned writer processes re-import the writer; TensorFlow would cost each seconds."""
-    code = "import sys, cvft_tf.data.synthetic; print('tensorflow' in sys.modules)"
+    code = "import sys, cvft_tf.synthetic; print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "False"

@@ -55,8 +55,8 @@ import numpy as np
 import scipy.io
 from absl import logging
 
-from cvft_tf.data.synthetic.render import MAX_DISTANCE, render_pair
-from cvft_tf.data.synthetic.world import CityWorld, sample_locations
+from cvft_tf.synthetic.render import MAX_DISTANCE, render_pair
+from cvft_tf.synthetic.world import CityWorld, sample_locations
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,7 +279,7 @@ def _save_mat(path, contents):
     buffer = io.BytesIO()
     scipy.io.savemat(buffer, contents)
     data = bytearray(buffer.getvalue())
-    data[:116] = b"MATLAB 5.0 MAT-file, written by cvft_tf.data.synthetic".ljust(116, b" ")
+    data[:116] = b"MATLAB 5.0 MAT-file, written by cvft_tf.synthetic".ljust(116, b" ")
     with open(path, "wb") as file:
         file.write(bytes(data))
 

@@ -33,7 +33,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from cvft_tf.data.synthetic.world import FLOOR_HEIGHT, Material
+from cvft_tf.synthetic.world import FLOOR_HEIGHT, Material
 
 CAMERA_HEIGHT = 2.5
 """Height of the panorama camera above the ground, metres (a street-view car's mast)."""

@@ -1,0 +1,213 @@
+"""Geo-referenced aerial maps: pixel <-> map coordinates <-> latitude / longitude, window reads.
+
+A map is a north-up raster with square pixels in a projected CRS whose unit is the metre
+(UTM, a national grid): its geo-reference is the affine transform of rasterio / GDAL,
+``x = a * col + c``, ``y = e * row + f`` with ``e = -a``, where ``(col, row)`` are continuous
+pixel coordinates (the outer corner of the image is ``(0, 0)``, the centre of pixel ``(r, k)``
+is ``(k + 0.5, r + 0.5)``) and ``(x, y)`` are easting and northing in metres.
+
+Two kinds are read (:func:`open_map`):
+
+- a GeoTIFF (``.tif``, ``.tiff``), with rasterio: its CRS and transform come from the file,
+  and windows are read from disk one at a time, so a map larger than memory works;
+- a PNG or JPEG with a JSON beside it (``map.png`` -> ``map.json``) holding
+  ``{"crs": "EPSG:32632", "origin": [x, y], "metres_per_pixel": g}``, ``origin`` being the
+  map coordinates of the image's north-west corner; the image is decoded once, whole.
+
+Latitude and longitude (:func:`to_lat_lon`) come from PROJ through rasterio.
+"""
+
+import json
+import os
+import threading
+import warnings
+
+import cv2
+import numpy as np
+
+from cvft_tf.data.preprocess import ImageError, read_image
+from cvft_tf.localization.errors import MapError, import_optional
+
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+LAT_LON_CRS = "EPSG:4326"
+
+
+def to_lat_lon(crs, x, y):
+    """Map coordinates in ``crs`` -> (latitude, longitude) in degrees (WGS 84), arrays like ``x``."""
+    warp = import_optional("rasterio.warp")
+    longitude, latitude = warp.transform(crs, LAT_LON_CRS, np.ravel(x).tolist(), np.ravel(y).tolist())
+    return np.reshape(latitude, np.shape(x)), np.reshape(longitude, np.shape(x))
+
+
+def from_lat_lon(crs, latitude, longitude):
+    """(latitude, longitude) in degrees -> map coordinates ``(x, y)`` in ``crs``."""
+    warp = import_optional("rasterio.warp")
+    x, y = warp.transform(LAT_LON_CRS, crs, np.ravel(longitude).tolist(), np.ravel(latitude).tolist())
+    return np.reshape(x, np.shape(latitude)), np.reshape(y, np.shape(latitude))
+
+
+def pixel_to_map(transform, row, col):
+    """Continuous pixel coordinates (arrays) -> map coordinates ``(x, y)`` under a north-up
+    ``transform`` ``(a, b, c, d, e, f)``."""
+    a, _, c, _, e, f = transform
+    return a * np.asarray(col, np.float64) + c, e * np.asarray(row, np.float64) + f
+
+
+def check_metric_crs(crs, source):
+    """Raises :class:`MapError` unless ``crs`` is a projected CRS in metres; returns its string form."""
+    rasterio_crs = import_optional("rasterio.crs")
+    try:
+        parsed = rasterio_crs.CRS.from_user_input(crs)
+    except Exception as error:  # noqa: BLE001 - rasterio raises CRSError and others
+        raise MapError(f"{source}: the CRS {crs!r} is not a CRS that PROJ knows ({error})") from None
+    if not parsed.is_projected or parsed.linear_units not in ("metre", "meter", "m"):
+        raise MapError(f"{source}: the CRS {crs!r} is not projected in metres (use a UTM zone or a national grid)")
+    return parsed.to_string()
+
+
+class GeoMap:
+    """A north-up map: its size, CRS and transform, and reads of square windows.
+
+    Attributes:
+        path: the file.
+        crs: the CRS as a string (``"EPSG:32632"``).
+        transform: ``(a, b, c, d, e, f)``, the affine geo-reference (module docstring).
+        width, height: pixels.
+    """
+
+    def __init__(self, path, crs, transform, width, height):
+        self.path = path
+        self.crs = check_metric_crs(crs, path)
+        self.transform = tuple(float(t) for t in transform)
+        self.width, self.height = int(width), int(height)
+        a, b, _, d, e, _ = self.transform
+        if b or d or a <= 0 or not np.isclose(e, -a, rtol=1e-6):
+            raise MapError(f"{path}: the map must be north-up with square pixels (transform {self.transform})")
+
+    @property
+    def metres_per_pixel(self):
+        """Ground sampling distance, metres per pixel."""
+        return self.transform[0]
+
+    def pixel_to_map(self, row, col):
+        """Continuous pixel coordinates (arrays) -> map coordinates ``(x, y)``, metres."""
+        return pixel_to_map(self.transform, row, col)
+
+    def map_to_pixel(self, x, y):
+        """Map coordinates -> continuous pixel coordinates ``(row, col)``."""
+        a, _, c, _, e, f = self.transform
+        return (np.asarray(y, np.float64) - f) / e, (np.asarray(x, np.float64) - c) / a
+
+    def identity(self):
+        """What identifies the map in an index: its path, size, CRS and transform."""
+        return {"path": os.path.abspath(self.path), "crs": self.crs, "transform": list(self.transform),
+                "width": self.width, "height": self.height}  # fmt: skip
+
+    def read_window(self, row, col, size):
+        """uint8 BGR [size, size, 3], the window whose top-left pixel is ``(row, col)``."""
+        raise NotImplementedError
+
+    def overview(self, max_side):
+        """uint8 BGR image of the whole map, shrunk so that its longer side is at most ``max_side``."""
+        raise NotImplementedError
+
+    def close(self):
+        """Releases the file."""
+
+
+class ImageMap(GeoMap):
+    """A PNG or JPEG map with a JSON geo-reference beside it (module docstring)."""
+
+    def __init__(self, path):
+        sidecar = os.path.splitext(path)[0] + ".json"
+        if not os.path.exists(sidecar):
+            raise MapError(
+                f"{path} has no geo-reference: expected {sidecar} with crs, origin and metres_per_pixel "
+                "(or give a GeoTIFF)"
+            )
+        try:
+            with open(sidecar) as handle:
+                reference = json.load(handle)
+            crs, (x, y), size = reference["crs"], reference["origin"], float(reference["metres_per_pixel"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise MapError(
+                f"{sidecar}: not a geo-reference ({type(error).__name__}: {error}); it needs "
+                '{"crs": "EPSG:...", "origin": [x, y], "metres_per_pixel": g}'
+            ) from None
+        try:
+            self._image = read_image(path)
+        except ImageError as error:
+            raise MapError(f"unreadable map: {error}") from None
+        height, width = self._image.shape[:2]
+        super().__init__(path, crs, (size, 0.0, float(x), 0.0, -size, float(y)), width, height)
+
+    def read_window(self, row, col, size):
+        return self._image[row : row + size, col : col + size]
+
+    def overview(self, max_side):
+        scale = min(1.0, max_side / max(self.width, self.height))
+        size = (max(1, round(self.width * scale)), max(1, round(self.height * scale)))
+        return cv2.resize(self._image, size, interpolation=cv2.INTER_AREA)
+
+
+class GeoTiffMap(GeoMap):
+    """A GeoTIFF read with rasterio, one window at a time (reads are serialised by a lock)."""
+
+    def __init__(self, path):
+        rasterio = import_optional("rasterio")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                self._dataset = rasterio.open(path)
+        except rasterio.errors.RasterioIOError as error:
+            raise MapError(f"unreadable map {path}: {error}") from None
+        self._lock = threading.Lock()
+        dataset = self._dataset
+        if dataset.crs is None or dataset.transform.is_identity:
+            dataset.close()
+            raise MapError(f"{path} has no geo-reference (no CRS or no geotransform in the GeoTIFF)")
+        if dataset.count < 3:
+            dataset.close()
+            raise MapError(f"{path} has {dataset.count} band(s); an aerial map needs 3 (RGB)")
+        super().__init__(path, dataset.crs.to_string(), tuple(dataset.transform)[:6], dataset.width, dataset.height)
+        self.read_window(self.height - 1, self.width - 1, 1)  # a truncated file fails here, not mid-run
+
+    def _read(self, **kwargs):
+        rasterio = import_optional("rasterio")
+        try:
+            with self._lock:
+                rgb = self._dataset.read((1, 2, 3), **kwargs)
+        except rasterio.errors.RasterioError as error:
+            raise MapError(f"unreadable map {self.path} (truncated or corrupt): {error}") from None
+        return np.ascontiguousarray(np.transpose(rgb, (1, 2, 0))[..., ::-1]).astype(np.uint8)
+
+    def read_window(self, row, col, size):
+        windows = import_optional("rasterio.windows")
+        return self._read(window=windows.Window(col, row, size, size))
+
+    def overview(self, max_side):
+        enums = import_optional("rasterio.enums")
+        scale = min(1.0, max_side / max(self.width, self.height))
+        shape = (3, max(1, round(self.height * scale)), max(1, round(self.width * scale)))
+        return self._read(out_shape=shape, resampling=enums.Resampling.average)
+
+    def close(self):
+        self._dataset.close()
+
+
+def open_map(path):
+    """Opens a GeoTIFF or a PNG/JPEG with its JSON geo-reference (module docstring).
+
+    Raises:
+        MapError: a missing or unreadable file, no geo-reference, a CRS not in metres, a map
+            that is not north-up, or a format that is neither.
+    """
+    if not os.path.isfile(path):
+        raise MapError(f"no map file at {path}")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in GEOTIFF_SUFFIXES:
+        return GeoTiffMap(path)
+    if suffix in IMAGE_SUFFIXES:
+        return ImageMap(path)
+    raise MapError(f"{path}: a map is a GeoTIFF ({', '.join(GEOTIFF_SUFFIXES)}) or {', '.join(IMAGE_SUFFIXES)} + JSON")

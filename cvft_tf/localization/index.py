@@ -1,0 +1,245 @@
+"""A localization index: the aerial descriptors of windows slid over maps, and their positions.
+
+Layout of an index directory::
+
+    manifest.json          the model (fingerprint, sizes, how to load it), the window
+                           footprint, and per map: its identity (path, size, CRS, transform),
+                           stride, window grid, chunk size and whether it is complete
+    chunks/map-MMM-CCCCCC.npz  descriptors float32 [n, D] and window numbers int64 [n] of
+                           chunk C of map M (``chunk_size`` consecutive windows)
+    search.faiss           the FAISS index over every complete map's windows, in map then
+                           window order (ids are positions in that order)
+
+Every file is written under a temporary name and renamed (``output_dirs.atomic_path``), so a
+run killed at any moment leaves the chunks it finished; the same command resumes with the
+first missing chunk. A chunk is embedded in batches that start at the chunk's first window,
+so a resumed run computes exactly what an uninterrupted one does. Indexing another map into
+an existing index (``extend``) adds its chunks and rebuilds ``search.faiss``; the maps must
+share the CRS, the model and the footprint. An index built with another model (another
+fingerprint) is refused, before anything is written.
+"""
+
+import json
+import os
+import re
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from cvft_tf.data.preprocess import resize_image
+from cvft_tf.localization import search
+from cvft_tf.localization.errors import IndexMismatchError, LocalizationError, MapError
+from cvft_tf.localization.geomap import pixel_to_map
+from cvft_tf.localization.windows import WindowGrid, window_grid
+from cvft_tf.output_dirs import atomic_path, make_output_directory
+
+MANIFEST = "manifest.json"
+CHUNK_DIR = "chunks"
+SEARCH_FILE = "search.faiss"
+FORMAT = 1
+RECALL_QUERIES = 200
+"""Stored descriptors used as queries to measure an IVF-PQ index's recall@10 against exact."""
+_MAP_ERROR = re.compile(r"MapError: (.*?)(?:\n|$)")
+
+
+def chunk_path(index_dir, map_number, chunk):
+    """Path of chunk ``chunk`` of map ``map_number``."""
+    return os.path.join(index_dir, CHUNK_DIR, f"map-{map_number:03d}-{chunk:06d}.npz")
+
+
+def read_manifest(index_dir):
+    """The manifest of ``index_dir``, or None when there is none.
+
+    Raises:
+        LocalizationError: the manifest exists but cannot be read.
+    """
+    path = os.path.join(index_dir, MANIFEST)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as handle:
+            manifest = json.load(handle)
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"format {manifest.get('format')!r}, expected {FORMAT}")
+        return manifest
+    except (OSError, ValueError) as error:
+        raise LocalizationError(f"{path} is not a readable index manifest ({error})") from None
+
+
+def write_json(data, path):
+    """``data`` as JSON at ``path``, atomically."""
+    with atomic_path(path) as partial, open(partial, "w") as handle:
+        json.dump(data, handle, indent=2)
+
+
+def check_model(manifest, encoders, index_dir):
+    """Raises :class:`IndexMismatchError` unless ``encoders`` is the model the index was built with."""
+    built = manifest["model"]
+    if built["fingerprint"] != encoders.fingerprint:
+        raise IndexMismatchError(
+            f"the index {index_dir} was built with another model (fingerprint {built['fingerprint'][:16]}, "
+            f"from {built['source']}); this model has {encoders.fingerprint[:16]} (from {encoders.source}). "
+            "Its descriptors cannot be compared: use that model or build a new index."
+        )
+
+
+def _model_record(encoders):
+    return {"fingerprint": encoders.fingerprint, "ground_size": list(encoders.ground_size),
+            "aerial_size": list(encoders.aerial_size), "dimension": encoders.dimension,
+            "source": encoders.source}  # fmt: skip
+
+
+def grid_of(entry):
+    """The :class:`WindowGrid` of a manifest's map entry."""
+    return WindowGrid(**entry["grid"])
+
+
+def window_positions(entry):
+    """float64 [windows, 2]: map coordinates ``(x, y)`` of the centres of a map entry's windows."""
+    grid = grid_of(entry)
+    rows, cols = grid.centres(np.arange(len(grid))).T
+    return np.stack(pixel_to_map(entry["map"]["transform"], rows, cols), axis=-1)
+
+
+def window_batches(geomap, grid, numbers, aerial_size, batch_size):
+    """tf.data batches of uint8 BGR windows [batch, Ha, Wa, 3] for window ``numbers``, in order.
+
+    Each window is read from the map (``GeoMap.read_window``) and resized with INTER_AREA to
+    the model's aerial size, as the training tiles are.
+    """
+
+    def load(number):
+        row, col = grid.top_left([number])[0]
+        return resize_image(np.ascontiguousarray(geomap.read_window(int(row), int(col), grid.side)), aerial_size)
+
+    def load_tf(number):
+        image = tf.numpy_function(load, [number], tf.uint8, stateful=False)
+        return tf.ensure_shape(image, [*aerial_size, 3])
+
+    dataset = tf.data.Dataset.from_tensor_slices(np.asarray(numbers, np.int64))
+    dataset = dataset.map(load_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.batch(batch_size).prefetch(2)
+
+
+def _find_entry(manifest, identity, stride_m):
+    for entry in manifest["maps"]:
+        if entry["map"] == identity and entry["stride_m"] == stride_m:
+            return entry
+    return None
+
+
+def _save_chunk(index_dir, map_number, chunk, descriptors, numbers):
+    with atomic_path(chunk_path(index_dir, map_number, chunk)) as partial, open(partial, "wb") as handle:
+        np.savez(handle, descriptors=descriptors, numbers=numbers)
+
+
+def _embed_missing(geomap, grid, entry, encoders, index_dir, progress):
+    """Embeds the chunks of ``entry`` that are not on disk yet; returns (windows embedded, seconds)."""
+    size, count = entry["chunk_size"], len(grid)
+    chunks = [c for c in range(-(-count // size)) if not os.path.exists(chunk_path(index_dir, entry["number"], c))]
+    numbers = np.concatenate([np.arange(c * size, min(count, (c + 1) * size)) for c in chunks] or [np.zeros(0, int)])
+    if len(chunks) < -(-count // size):
+        logging.info("Resuming %s: %d of %d windows already indexed", geomap.path, count - len(numbers), count)
+    bar = keras.utils.Progbar(len(numbers), unit_name="tile", stateful_metrics=["tiles/s"]) if progress else None
+    start, done, pending = time.perf_counter(), 0, []
+    batches = window_batches(geomap, grid, numbers, encoders.aerial_size, entry["batch_size"])
+    try:
+        for batch in batches:
+            pending.append(encoders.aerial(batch))
+            done += len(pending[-1])
+            chunk = chunks[0]
+            chunk_end = min(count, (chunk + 1) * size)
+            if sum(map(len, pending)) == chunk_end - chunk * size:
+                _save_chunk(
+                    index_dir, entry["number"], chunk, np.concatenate(pending), np.arange(chunk * size, chunk_end)
+                )
+                chunks, pending = chunks[1:], []
+            if bar is not None:
+                bar.update(done, values=[("tiles/s", done / max(time.perf_counter() - start, 1e-9))])
+    except tf.errors.OpError as error:
+        found = _MAP_ERROR.search(error.message)
+        raise MapError(found.group(1) if found else f"reading the map {geomap.path}: {error.message}") from None
+    return len(numbers), time.perf_counter() - start
+
+
+def load_descriptors(index_dir, entry):
+    """float32 [windows, D]: the descriptors of a complete map entry, in window order."""
+    size, count = entry["chunk_size"], entry["windows"]
+    parts = []
+    for chunk in range(-(-count // size)):
+        with np.load(chunk_path(index_dir, entry["number"], chunk)) as data:
+            parts.append(data["descriptors"])
+    return np.concatenate(parts)
+
+
+def build_search(index_dir, manifest, kind, nprobe, seed=0):
+    """Builds ``search.faiss`` over the complete maps; returns the manifest's ``search`` record."""
+    descriptors = np.concatenate([load_descriptors(index_dir, e) for e in manifest["maps"] if e["complete"]])
+    index = search.build(descriptors, kind, nprobe=nprobe, seed=seed)
+    record = {"kind": kind, "windows": int(index.ntotal), "bytes_per_window": search.bytes_per_vector(index)}
+    if kind == "ivfpq":
+        record["spec"] = search.ivfpq_spec(descriptors.shape[1], len(descriptors))
+        record["nprobe"] = int(nprobe)
+        queries = descriptors[np.random.default_rng(seed).permutation(len(descriptors))[:RECALL_QUERIES]]
+        _, exact = search.search(search.build(descriptors, "exact"), queries, 10)
+        _, found = search.search(index, queries, 10)
+        record["recall_at_10"] = search.recall_at_k(found, exact, min(10, exact.shape[1]))
+    search.write(index, os.path.join(index_dir, SEARCH_FILE))
+    return record
+
+
+def build_index(geomap, encoders, index_dir, footprint_m, stride_m, kind="exact", batch_size=32,
+                chunk_batches=8, nprobe=search.DEFAULT_NPROBE, progress=True):  # fmt: skip
+    """Indexes ``geomap`` into ``index_dir``: a new index, a resumed one, or one more map.
+
+    Args:
+        geomap: an open :class:`~cvft_tf.localization.geomap.GeoMap`.
+        encoders: :class:`~cvft_tf.localization.encoders.Encoders` of the model.
+        index_dir: the index directory (created if needed).
+        footprint_m: window side in metres (``config.data.aerial_footprint_m``).
+        stride_m: metres between neighbouring windows.
+        kind: ``"exact"`` or ``"ivfpq"`` (:mod:`~cvft_tf.localization.search`).
+        batch_size: windows per model call.
+        chunk_batches: batches per chunk file (a new map's chunk size is their product).
+        nprobe: IVF cells visited per query (``ivfpq``).
+        progress: show a progress bar.
+
+    Returns:
+        dict: ``windows`` (of this map), ``embedded`` (this run), ``seconds``, ``tiles_per_s``,
+        ``search`` (the manifest's search record).
+
+    Raises:
+        MapError: the window or stride do not fit the map, or the map cannot be read.
+        IndexMismatchError: the index holds another model, footprint or CRS.
+    """
+    grid = window_grid(geomap, footprint_m, stride_m)
+    manifest = read_manifest(index_dir)
+    if manifest is None:
+        manifest = {"format": FORMAT, "model": _model_record(encoders), "footprint_m": float(footprint_m),
+                    "crs": geomap.crs, "maps": []}  # fmt: skip
+    else:
+        check_model(manifest, encoders, index_dir)
+        if manifest["footprint_m"] != float(footprint_m) or manifest["crs"] != geomap.crs:
+            raise IndexMismatchError(
+                f"the index {index_dir} holds {manifest['footprint_m']:g} m windows in {manifest['crs']}; "
+                f"{geomap.path} asks for {footprint_m:g} m windows in {geomap.crs}"
+            )
+    entry = _find_entry(manifest, geomap.identity(), float(stride_m))
+    make_output_directory(os.path.join(index_dir, CHUNK_DIR), "index directory")
+    if entry is None:
+        entry = {"number": len(manifest["maps"]), "map": geomap.identity(), "stride_m": float(stride_m),
+                 "grid": {"side": grid.side, "stride": grid.stride, "rows": grid.rows, "cols": grid.cols},
+                 "windows": len(grid), "batch_size": int(batch_size), "chunk_size": int(batch_size * chunk_batches),
+                 "complete": False}  # fmt: skip
+        manifest["maps"].append(entry)
+        write_json(manifest, os.path.join(index_dir, MANIFEST))
+    embedded, seconds = _embed_missing(geomap, grid, entry, encoders, index_dir, progress)
+    entry["complete"] = True
+    manifest["search"] = build_search(index_dir, manifest, kind, nprobe)
+    write_json(manifest, os.path.join(index_dir, MANIFEST))
+    return {"windows": len(grid), "embedded": embedded, "seconds": seconds,
+            "tiles_per_s": embedded / seconds if seconds > 0 else float("nan"),
+            "search": manifest["search"]}  # fmt: skip

@@ -1,0 +1,147 @@
+"""cvft-index and cvft-localize under faults: bad maps, bad queries, another model, a kill.
+
+Each bad input ends with one ``error:`` line and status 2, and leaves an index built before
+as it was. A run killed (SIGKILL) while indexing resumes where it stopped and ends with the
+index an uninterrupted run writes. The model is a random one of ``configs/cvusa.py:smoke``
+with 40 m windows, on a 120 x 160 m map.
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+import cv2
+import keras
+import pytest
+
+from tests.faults.harness import REPO, SMOKE, assert_exit, command_path, digests, run, truncate
+from tests.faults.worlds import assert_unchanged, built_once, save_tiny_model
+from tests.localization.fixtures import write_png_map
+
+pytestmark = pytest.mark.large
+FOOTPRINT = "--config.data.aerial_footprint_m=40"
+
+
+def save_model(workdir, seed):
+    """A random smoke model drawn from ``seed`` (two seeds, two models) in ``workdir``."""
+    keras.utils.set_random_seed(seed)
+    return save_tiny_model(workdir)
+
+
+def index_args(workdir, map_path, out, *extra):
+    return [f"--config={SMOKE}", FOOTPRINT, f"--workdir={workdir}", f"--map={map_path}", f"--out={out}", *extra]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A model workdir, a map with its queries and truth, and an index of the map (built once)."""
+    with built_once(tmp_path_factory, "localize_faults") as (folder, build):
+        if build:
+            save_model(str(folder / "run"), seed=1)
+            map_path = write_png_map(str(folder), size=(60, 80), metres_per_pixel=2.0)
+            (folder / "queries").mkdir()
+            image = cv2.imread(map_path)
+            for number, (row, col) in enumerate([(10, 25), (30, 50)], start=1):
+                cv2.imwrite(
+                    str(folder / "queries" / f"{number}.jpg"),
+                    cv2.resize(image[row : row + 20, col : col + 40], (176, 32)),
+                )
+            (folder / "queries.csv").write_text(
+                "image,x,y\nqueries/1.jpg,300070,4999960\nqueries/2.jpg,300140,4999920\n"
+            )
+            result = run("cvft-index", *index_args(folder / "run", map_path, folder / "index", "--stride_m=10"))
+            assert_exit(result, 0)
+    return folder
+
+
+def test_localize_prints_the_error_table_and_draws_heatmaps(built, tmp_path):
+    out = tmp_path / "out"
+    result = run("cvft-localize", f"--index={built / 'index'}", f"--image_dir={built / 'queries'}",
+                 f"--truth={built / 'queries.csv'}", f"--out={out}", "--top_k=3")  # fmt: skip
+    assert_exit(result, 0)
+    assert "2 queries with known positions" in result.stdout and "top10" in result.stdout
+    for name in ("1", "2"):
+        assert (out / name / "heatmap.png").stat().st_size > 1000
+        assert (out / name / "matches.csv").read_text().count("\n") == 4  # header and 3 matches
+    assert (out / "summary.json").exists()
+
+
+def test_a_map_without_geo_reference(built, tmp_path):
+    before = digests(built / "index")
+    plain = tmp_path / "plain.png"
+    plain.write_bytes((built / "map.png").read_bytes())
+    result = run("cvft-index", *index_args(built / "run", plain, built / "index"))
+    assert_exit(result, 2, f"error: {plain} has no geo-reference: expected {tmp_path / 'plain.json'}")
+    assert_unchanged(built / "index", before)
+
+
+def test_a_truncated_map(built, tmp_path):
+    before = digests(built / "index")
+    copy = write_png_map(str(tmp_path), size=(60, 80))
+    truncate(copy)
+    result = run("cvft-index", *index_args(built / "run", copy, built / "index"))
+    assert_exit(result, 2, f"error: unreadable map: {copy} is truncated (the PNG has no IEND chunk)")
+    assert_unchanged(built / "index", before)
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--stride_m=1000", "the stride (1000 m) is larger than the map (160 x 120 m)"),
+    ("--config.data.aerial_footprint_m=400", "the window (400 m, 200 px) is larger than the map"),
+])  # fmt: skip
+def test_a_stride_or_window_larger_than_the_map(built, flag, message):
+    before = digests(built / "index")
+    result = run("cvft-index", *index_args(built / "run", built / "map.png", built / "index"), flag)
+    assert_exit(result, 2, message)
+    assert_unchanged(built / "index", before)
+
+
+def test_an_index_of_another_model(built, tmp_path):
+    before = digests(built / "index")
+    other = save_model(str(tmp_path / "other"), seed=2)
+    result = run("cvft-index", *index_args(other, built / "map.png", built / "index"))
+    assert_exit(result, 2, f"error: the index {built / 'index'} was built with another model")
+    result = run("cvft-localize", f"--index={built / 'index'}", f"--image_dir={built / 'queries'}",
+                 f"--out={tmp_path / 'out'}", f"--workdir={other}")  # fmt: skip
+    assert_exit(result, 2, "was built with another model", "Its descriptors cannot be compared")
+    assert_unchanged(built / "index", before)
+
+
+def test_an_empty_query_folder_and_a_truncated_query(built, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run(
+        "cvft-localize", f"--index={built / 'index'}", f"--image_dir={tmp_path / 'empty'}", f"--out={tmp_path / 'o'}"
+    )
+    assert_exit(result, 2, f"error: the query folder {tmp_path / 'empty'} holds no image (.jpg, .jpeg, .png)")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes((built / "queries" / "1.jpg").read_bytes())
+    truncate(broken, 200)
+    result = run("cvft-localize", f"--index={built / 'index'}", "--images", broken, f"--out={tmp_path / 'o'}")
+    assert_exit(result, 2, f"error: bad query image: {broken} is truncated (the JPEG has no end-of-image marker)")
+
+
+def test_indexing_killed_and_resumed_equals_an_uninterrupted_run(built, tmp_path):
+    map_path = built / "map.png"
+    arguments = ["--stride_m=4", "--batch_size=4", "--chunk_batches=1"]  # 21 x 31 windows in chunks of 4
+    result = run("cvft-index", *index_args(built / "run", map_path, tmp_path / "whole", *arguments))
+    assert_exit(result, 0)
+    resumed = tmp_path / "resumed"
+    command = [command_path("cvft-index"), *map(str, index_args(built / "run", map_path, resumed, *arguments))]
+    process = subprocess.Popen(command, cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    chunks = resumed / "chunks"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if chunks.is_dir() and len(os.listdir(chunks)) >= 5:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "cvft-index ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    done = len([name for name in os.listdir(chunks) if not name.startswith(".partial")])
+    assert 5 <= done < 163
+    result = run("cvft-index", *index_args(built / "run", map_path, resumed, *arguments))
+    assert_exit(result, 0)
+    assert f"embedded {651 - 4 * done} in" in result.stdout
+    assert digests(chunks) == digests(tmp_path / "whole" / "chunks")
+    assert (resumed / "search.faiss").read_bytes() == (tmp_path / "whole" / "search.faiss").read_bytes()
