@@ -12,7 +12,8 @@ so that they are K distinct places) and ``heatmap.png`` (the scores over the map
 matches and, when known, the truth). ``OUT/matches.csv`` holds every query's matches. With
 ``--truth`` (CSV ``image,x,y`` in the map's CRS, images relative to the CSV) it prints and
 writes (``OUT/summary.json``) the median and 90th-percentile error in metres and the share
-of queries within 25, 50 and 100 m at top-1 and top-10.
+of queries within 25, 50 and 100 m at top-1 and top-10. A model that matches maps (``dsm``)
+scores every window with its matcher and also gives each match's heading (``heading_deg``).
 """
 
 import os
@@ -84,13 +85,13 @@ def overviews(entries):
     return pictures
 
 
-def write_heatmaps(loaded, records, descriptors, folders):
+def write_heatmaps(loaded, encoders, records, descriptors, folders):
     """``heatmap.png`` in each query's folder: exact scores against every window of its map."""
     windows = loaded.descriptors()
     pictures = overviews(loaded.entries)
     for record, descriptor, folder in zip(records, descriptors, folders):
         entry = heatmap_entry(loaded, record)
-        scores = windows[loaded.map_of == entry["number"]] @ descriptor
+        scores = localize.window_scores(windows[loaded.map_of == entry["number"]], descriptor[None], encoders)[0][0]
         truth = (record["truth"]["x"], record["truth"]["y"]) if "truth" in record else None
         title = os.path.basename(record["image"])
         if truth is not None:
@@ -133,12 +134,14 @@ def main(argv):
         rows += matches
     localize.write_csv(rows, os.path.join(_OUT.value, "matches.csv"))
     if _HEATMAPS.value:
-        write_heatmaps(loaded, records, descriptors, folders)
+        write_heatmaps(loaded, encoders, records, descriptors, folders)
 
     for record in records:
         best = record["matches"][0]
         line = f"{record['image']}: top-1 x={best['x']:.1f} y={best['y']:.1f} (lat {best['lat']:.6f}, "
         line += f"lon {best['lon']:.6f}) score {best['score']:.3f}"
+        if "heading_deg" in record:
+            line += f", heading {record['heading_deg']:.0f} deg"
         if "error_m" in record:
             line += f", error {record['error_m']:.1f} m"
         print(line)

@@ -6,6 +6,12 @@ float32 ``[N, D]`` unit-norm descriptors. They come from a training workdir (its
 as ``cvft-eval`` loads it) or from a SavedModel of ``cvft-export`` (its ``ground_resized`` /
 ``aerial_resized`` signatures, which take the same BGR pixels as float32).
 
+A model whose matcher compares maps (``dsm``, ``models.matchers.HeadingCorrelation``) gives
+its maps flattened row-major (``[N, h * w * c]``, what the index stores), and its
+``Encoders`` carry the matcher and the two map shapes: such a model is searched by the
+matcher, which also estimates each query's heading (``localize``). It is loaded from its
+workdir only (a SavedModel does not say how its maps are compared).
+
 The fingerprint (:func:`fingerprint`) identifies the weights and sizes: the SHA-256 of the
 sorted SHA-256 digests of every variable's shape, dtype and bytes, and of the two input
 sizes. It does not depend on variable names or order, so a workdir's model and its export
@@ -41,6 +47,8 @@ class Encoders:
         fingerprint: hex digest of the weights and sizes.
         source: how to load the model again, JSON-ready: ``{"workdir": ...}`` or
             ``{"saved_model": ...}`` (absolute paths; :func:`from_source`).
+        matcher: the model's map matcher, or None for a model of descriptor vectors.
+        ground_map_shape, aerial_map_shape: ``(h, w, c)`` of a map matcher's maps, or None.
     """
 
     ground: Callable
@@ -50,6 +58,17 @@ class Encoders:
     dimension: int
     fingerprint: str
     source: dict
+    matcher: object = None
+    ground_map_shape: tuple | None = None
+    aerial_map_shape: tuple | None = None
+
+    def ground_maps(self, flat):
+        """float32 ``[N, h, w, c]`` of flattened ground maps ``[N, h * w * c]``."""
+        return np.asarray(flat, np.float32).reshape(-1, *self.ground_map_shape)
+
+    def aerial_maps(self, flat):
+        """float32 ``[N, h, w', c]`` of flattened aerial maps."""
+        return np.asarray(flat, np.float32).reshape(-1, *self.aerial_map_shape)
 
 
 def fingerprint(arrays, ground_size, aerial_size):
@@ -71,14 +90,18 @@ def from_model(model, source):
     ground = tf.function(lambda images: model.ground_encoder(images, training=False), autograph=False)
     aerial = tf.function(lambda images: model.aerial_encoder(images, training=False), autograph=False)
     variables = {id(v): v for v in model.ground_encoder.weights + model.aerial_encoder.weights}.values()
+    ground_shape = tuple(model.ground_encoder.output.shape[1:])
+    aerial_shape = tuple(model.aerial_encoder.output.shape[1:])
+    maps = dict(matcher=model.matcher, ground_map_shape=ground_shape, aerial_map_shape=aerial_shape)
     return Encoders(
-        ground=lambda images: ground(_as_float(images)).numpy(),
-        aerial=lambda images: aerial(_as_float(images)).numpy(),
+        ground=lambda images: ground(_as_float(images)).numpy().reshape(len(images), -1),
+        aerial=lambda images: aerial(_as_float(images)).numpy().reshape(len(images), -1),
         ground_size=tuple(model.ground_size),
         aerial_size=tuple(model.aerial_size),
-        dimension=model.descriptor_size,
+        dimension=int(np.prod(aerial_shape)),
         fingerprint=fingerprint([v.numpy() for v in variables], model.ground_size, model.aerial_size),
         source=source,
+        **(maps if model.matcher.compares_maps else {}),
     )
 
 
@@ -134,6 +157,11 @@ def from_saved_model(path):
     ground, aerial = loaded.signatures["ground_resized"], loaded.signatures["aerial_resized"]
     ground_size = tuple(ground.structured_input_signature[1]["images"].shape[1:3])
     aerial_size = tuple(aerial.structured_input_signature[1]["images"].shape[1:3])
+    if len(aerial.structured_outputs["descriptor"].shape) != 2:
+        raise LocalizationError(
+            f"the SavedModel {path} gives feature maps, which its matcher compares (dsm): "
+            "index and localize with its training workdir (--workdir) instead"
+        )
     dimension = int(aerial.structured_outputs["descriptor"].shape[-1])
     return Encoders(
         ground=lambda images: ground(images=_as_float(images))["descriptor"].numpy(),

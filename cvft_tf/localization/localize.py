@@ -8,9 +8,13 @@ the neighbours of one peak (windows a stride apart score alike). With
 the truth known, a query's error at top-K is the distance from the truth to the nearest of
 its first K matches (metres; the map CRS is projected in metres).
 
+A model whose matcher compares maps (``dsm``) is searched exhaustively by its matcher
+(:func:`window_scores`) instead of FAISS's inner product, and each match carries the heading
+the matcher estimates there (``heading_deg``, degrees clockwise from north); the query's
+``heading_deg`` is its top-1 match's.
+
 A query's record (:func:`query_record`) is a dict of plain values whose ``matches`` are
-dicts too; a later estimate per query (a heading, say) is one more key of the record, and
-the CSV writers take whatever keys there are.
+dicts too; the CSV writers take whatever keys there are.
 """
 
 import csv
@@ -18,6 +22,7 @@ import dataclasses
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from cvft_tf.data.preprocess import ImageError, read_image, resize_image
 from cvft_tf.localization import index as index_files
@@ -32,6 +37,8 @@ TOP_KS = (1, 10)
 QUERY_SUFFIXES = (".jpg", ".jpeg", ".png")
 CANDIDATES_PER_MATCH = 50
 """Windows searched per match wanted when the matches are spread out."""
+MAP_WINDOWS_PER_CALL = 4096
+"""Windows a map matcher compares with the queries at a time."""
 
 
 @dataclasses.dataclass
@@ -175,6 +182,30 @@ def spread_out(scores, ids, positions, count, min_separation_m):
     return scores[kept], ids[kept]
 
 
+def window_scores(windows, queries, encoders):
+    """Every query against every window.
+
+    Args:
+        windows: float32 ``[N, D]`` stored window descriptors (flattened maps for a map matcher).
+        queries: float32 ``[Q, D]`` query descriptors.
+        encoders: the model's ``encoders.Encoders``.
+
+    Returns:
+        ``(scores [Q, N], headings [Q, N] or None)``: the inner products, or a map matcher's
+        similarities and the heading (degrees) each implies.
+    """
+    if encoders.matcher is None:
+        return queries @ windows.T, None
+    query_maps = tf.constant(encoders.ground_maps(queries))
+    scores, headings = [], []
+    for start in range(0, len(windows), MAP_WINDOWS_PER_CALL):
+        chunk = tf.constant(encoders.aerial_maps(windows[start : start + MAP_WINDOWS_PER_CALL]))
+        similarity, heading = encoders.matcher.match(query_maps, chunk)
+        scores.append(similarity.numpy())
+        headings.append(heading.numpy())
+    return np.concatenate(scores, axis=1), np.concatenate(headings, axis=1)
+
+
 def localize(loaded, encoders, paths, top_k=10, truth=None, batch_size=32, min_separation_m=0.0):
     """Embeds ``paths`` with the ground branch and finds their ``top_k`` windows (spread at
     least ``min_separation_m`` apart, 0: plain top-K).
@@ -187,12 +218,25 @@ def localize(loaded, encoders, paths, top_k=10, truth=None, batch_size=32, min_s
         for i in range(0, len(paths), batch_size)
     ])  # fmt: skip
     candidates = top_k * CANDIDATES_PER_MATCH if min_separation_m > 0 else top_k
-    scores, ids = search.search(loaded.search_index, descriptors, candidates)
+    headings = None
+    if encoders.matcher is None:
+        scores, ids = search.search(loaded.search_index, descriptors, candidates)
+    else:
+        all_scores, headings = window_scores(loaded.descriptors(), descriptors, encoders)
+        ids = np.argsort(-all_scores, axis=1, kind="stable")[:, :candidates]
+        scores = np.take_along_axis(all_scores, ids, axis=1)
     records = []
-    for path, row_scores, row_ids in zip(paths, scores, ids):
+    for number, (path, row_scores, row_ids) in enumerate(zip(paths, scores, ids)):
         row_scores, row_ids = spread_out(row_scores, row_ids, loaded.positions, top_k, min_separation_m)
         known = None if truth is None else truth.get(os.path.abspath(path))
-        records.append(query_record(path, match_records(loaded, row_scores, row_ids), known))
+        matches = match_records(loaded, row_scores, row_ids)
+        if headings is not None:
+            for match, window in zip(matches, row_ids):
+                match["heading_deg"] = float(headings[number, window])
+        record = query_record(path, matches, known)
+        if headings is not None:
+            record["heading_deg"] = matches[0]["heading_deg"]
+        records.append(record)
     return records, descriptors
 
 

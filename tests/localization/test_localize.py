@@ -113,3 +113,29 @@ def test_a_per_query_estimate_reaches_every_csv_row():
     assert [row["rank"] for row in rows] == [1, 2]
     assert all(row["heading_deg"] == 87.5 and row["image"] == "q.jpg" and row["error_m"] == 5.0 for row in rows)
     assert "distances_m" not in rows[0] and "truth" not in rows[0]
+
+
+def test_a_map_matcher_model_is_searched_by_its_matcher_and_gives_headings(tmp_path):
+    """dsm: the index holds flattened polar maps; every window is scored by the azimuth
+    correlation (not FAISS's inner product), and each match says where the query looks."""
+    from cvft_tf.localization.encoders import from_model
+    from cvft_tf.models.cross_view import CrossViewModel
+
+    model = CrossViewModel("dsm", ground_size=(32, 32), aerial_size=(32, 32), polar_size=(32, 128))
+    encoders = from_model(model, {"workdir": str(tmp_path)})
+    assert encoders.aerial_map_shape == (2, 8, 16) and encoders.dimension == 2 * 8 * 16
+    map_path = write_png_map(str(tmp_path), size=(60, 80), metres_per_pixel=2.0)
+    index.build_index(open_map(map_path), encoders, str(tmp_path / "index"), 40.0, 10.0, progress=False)
+    query = np.random.default_rng(3).integers(0, 256, (48, 64, 3)).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "query.png"), query)
+    loaded = localize.open_index(str(tmp_path / "index"))
+    (record,), descriptors = localize.localize(loaded, encoders, [str(tmp_path / "query.png")], 3)
+    windows = loaded.descriptors()
+    similarity, heading = model.matcher.match(
+        encoders.ground_maps(descriptors), windows.reshape(-1, *encoders.aerial_map_shape)
+    )
+    best = np.argsort(-similarity.numpy()[0], kind="stable")[:3]
+    assert [m["score"] for m in record["matches"]] == pytest.approx(similarity.numpy()[0, best].tolist(), abs=1e-5)
+    assert [m["heading_deg"] for m in record["matches"]] == pytest.approx(heading.numpy()[0, best].tolist(), abs=1e-3)
+    assert record["heading_deg"] == record["matches"][0]["heading_deg"]
+    assert descriptors.shape == (1, 2 * 2 * 16)  # a 90-degree map: no inner product with the 2x8 windows
