@@ -14,6 +14,7 @@ Two kinds are read (:func:`open_map`):
   ``{"crs": "EPSG:32632", "origin": [x, y], "metres_per_pixel": g}``, ``origin`` being the
   map coordinates of the image's north-west corner; the image is decoded once, whole.
 
+A CRS given by the caller for a map whose files state one must be the same CRS.
 Latitude and longitude (:func:`to_lat_lon`) come from PROJ through rasterio.
 """
 
@@ -52,6 +53,31 @@ def pixel_to_map(transform, row, col):
     ``transform`` ``(a, b, c, d, e, f)``."""
     a, _, c, _, e, f = transform
     return a * np.asarray(col, np.float64) + c, e * np.asarray(row, np.float64) + f
+
+
+def resolve_crs(found, given, source, where):
+    """The CRS of a geo-reference: ``found`` in its files, or ``given`` by the caller (``--crs``).
+
+    Args:
+        found: the CRS the files state, or None.
+        given: the CRS the caller gives, or None.
+        source: the file named in errors.
+        where: where ``found`` would come from, for the error (``"map.prj beside it"``).
+
+    Raises:
+        MapError: neither is known, or both are and they differ.
+    """
+    if found is None and given is None:
+        raise MapError(f"{source} has no CRS: give it in {where} or with --crs (e.g. --crs EPSG:32632)")
+    if found is not None and given is not None:
+        rasterio_crs = import_optional("rasterio.crs")
+        try:
+            same = rasterio_crs.CRS.from_user_input(found) == rasterio_crs.CRS.from_user_input(given)
+        except Exception as error:  # noqa: BLE001 - rasterio raises CRSError and others
+            raise MapError(f"{source}: a CRS that PROJ does not know ({error})") from None
+        if not same:
+            raise MapError(f"{source}: its CRS {found!r} is not the --crs {given!r}")
+    return given if found is None else found
 
 
 def check_metric_crs(crs, source):
@@ -116,31 +142,38 @@ class GeoMap:
         """Releases the file."""
 
 
-class ImageMap(GeoMap):
-    """A PNG or JPEG map with a JSON geo-reference beside it (module docstring)."""
+def _json_reference(sidecar, crs):
+    """``(crs, transform)`` of a map's JSON geo-reference (module docstring)."""
+    try:
+        with open(sidecar) as handle:
+            reference = json.load(handle)
+        found, (x, y), size = reference["crs"], reference["origin"], float(reference["metres_per_pixel"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise MapError(
+            f"{sidecar}: not a geo-reference ({type(error).__name__}: {error}); it needs "
+            '{"crs": "EPSG:...", "origin": [x, y], "metres_per_pixel": g}'
+        ) from None
+    return resolve_crs(found, crs, sidecar, "it"), (size, 0.0, float(x), 0.0, -size, float(y))
 
-    def __init__(self, path):
+
+class ImageMap(GeoMap):
+    """A PNG or JPEG map with a JSON geo-reference beside it (module docstring); ``crs``: the
+    caller's CRS, which must be the JSON's."""
+
+    def __init__(self, path, crs=None):
         sidecar = os.path.splitext(path)[0] + ".json"
         if not os.path.exists(sidecar):
             raise MapError(
                 f"{path} has no geo-reference: expected {sidecar} with crs, origin and metres_per_pixel "
                 "(or give a GeoTIFF)"
             )
-        try:
-            with open(sidecar) as handle:
-                reference = json.load(handle)
-            crs, (x, y), size = reference["crs"], reference["origin"], float(reference["metres_per_pixel"])
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise MapError(
-                f"{sidecar}: not a geo-reference ({type(error).__name__}: {error}); it needs "
-                '{"crs": "EPSG:...", "origin": [x, y], "metres_per_pixel": g}'
-            ) from None
+        crs, transform = _json_reference(sidecar, crs)
         try:
             self._image = read_image(path)
         except ImageError as error:
             raise MapError(f"unreadable map: {error}") from None
         height, width = self._image.shape[:2]
-        super().__init__(path, crs, (size, 0.0, float(x), 0.0, -size, float(y)), width, height)
+        super().__init__(path, crs, transform, width, height)
 
     def read_window(self, row, col, size):
         return self._image[row : row + size, col : col + size]
@@ -152,9 +185,10 @@ class ImageMap(GeoMap):
 
 
 class GeoTiffMap(GeoMap):
-    """A GeoTIFF read with rasterio, one window at a time (reads are serialised by a lock)."""
+    """A GeoTIFF read with rasterio, one window at a time (reads are serialised by a lock);
+    ``crs``: the CRS where the file states none."""
 
-    def __init__(self, path):
+    def __init__(self, path, crs=None):
         rasterio = import_optional("rasterio")
         try:
             with warnings.catch_warnings():
@@ -164,13 +198,18 @@ class GeoTiffMap(GeoMap):
             raise MapError(f"unreadable map {path}: {error}") from None
         self._lock = threading.Lock()
         dataset = self._dataset
-        if dataset.crs is None or dataset.transform.is_identity:
+        if dataset.transform.is_identity or (dataset.crs is None and crs is None):
             dataset.close()
             raise MapError(f"{path} has no geo-reference (no CRS or no geotransform in the GeoTIFF)")
         if dataset.count < 3:
             dataset.close()
             raise MapError(f"{path} has {dataset.count} band(s); an aerial map needs 3 (RGB)")
-        super().__init__(path, dataset.crs.to_string(), tuple(dataset.transform)[:6], dataset.width, dataset.height)
+        try:
+            crs = resolve_crs(None if dataset.crs is None else dataset.crs.to_string(), crs, path, "the GeoTIFF")
+        except MapError:
+            dataset.close()
+            raise
+        super().__init__(path, crs, tuple(dataset.transform)[:6], dataset.width, dataset.height)
         self.read_window(self.height - 1, self.width - 1, 1)  # a truncated file fails here, not mid-run
 
     def _read(self, **kwargs):
@@ -196,18 +235,26 @@ class GeoTiffMap(GeoMap):
         self._dataset.close()
 
 
-def open_map(path):
+def open_map(path, crs=None):
     """Opens a GeoTIFF or a PNG/JPEG with its JSON geo-reference (module docstring).
 
+    Args:
+        path: the map file.
+        crs: its CRS where the file states none (a GeoTIFF without one), or None.
+
     Raises:
-        MapError: a missing or unreadable file, no geo-reference, a CRS not in metres, a map
-            that is not north-up, or a format that is neither.
+        MapError: a missing or unreadable file, no geo-reference, no CRS or one that
+            contradicts ``crs``, a CRS not in metres, a map that is not north-up, or a format
+            that is neither.
     """
     if not os.path.isfile(path):
         raise MapError(f"no map file at {path}")
     suffix = os.path.splitext(path)[1].lower()
     if suffix in GEOTIFF_SUFFIXES:
-        return GeoTiffMap(path)
+        return GeoTiffMap(path, crs)
     if suffix in IMAGE_SUFFIXES:
-        return ImageMap(path)
-    raise MapError(f"{path}: a map is a GeoTIFF ({', '.join(GEOTIFF_SUFFIXES)}) or {', '.join(IMAGE_SUFFIXES)} + JSON")
+        return ImageMap(path, crs)
+    raise MapError(
+        f"{path}: a map is a GeoTIFF ({', '.join(GEOTIFF_SUFFIXES)}) or {', '.join(IMAGE_SUFFIXES)} + JSON, "
+        "or a folder of tiles with tiles.csv"
+    )
