@@ -5,10 +5,11 @@
     cvft-index --config configs/synthetic.py --saved_model runs/synthetic/saved_model --map ... --out ...
     cvft-index --config ... --workdir ... --map TILE_FOLDER --out runs/index [--crs EPSG:32632]
 
-``--map`` is a GeoTIFF, a PNG/JPEG with a JSON beside it
+``--map`` is a GeoTIFF, a PNG/JPEG with a JSON or a world file beside it
 (``cvft_tf.localization.geomap``), or a folder of aerial tiles with ``tiles.csv`` of their
 centres (``cvft_tf.localization.tiles``): each tile is one window, nothing is slid.
-``--crs`` gives the CRS where the files hold none (a tile folder without ``tiles.json``).
+``--crs`` gives the CRS where the files hold none (a world file without ``.prj``, a tile
+folder without ``tiles.json``).
 
 The window is ``config.data.aerial_footprint_m`` metres a side (what one training tile
 covers); each window is resized to the model's aerial size and embedded with the aerial
@@ -37,7 +38,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir whose best model embeds the map.")
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "SavedModel of cvft-export, instead of --workdir.")
 _MAP = flags.DEFINE_string(
-    "map", None, "GeoTIFF; PNG/JPEG with a JSON beside it; or a folder of tiles with tiles.csv."
+    "map", None, "GeoTIFF; PNG/JPEG with a JSON or world file beside it; or a folder of tiles with tiles.csv."
 )
 _CRS = flags.DEFINE_string("crs", None, "CRS of a map or tile folder whose files hold none (EPSG:32632).")
 _OUT = flags.DEFINE_string("out", None, "Index directory (created, resumed or extended).")

@@ -143,6 +143,36 @@ def test_a_truncated_tile_keeps_what_was_indexed(built, tmp_path):
     assert "embedded 2 in" in result.stdout and "Search: exact over 123 windows" in result.stdout
 
 
+def world_file_map(directory, rotation=0.0):
+    """A copy of the fixture's map image with a world file (2 m pixels, same corner) instead of its JSON."""
+    path = write_png_map(str(directory), size=(60, 80), name="world.png")
+    os.remove(os.path.join(directory, "world.json"))
+    (directory / "world.pgw").write_text(f"2.0\n{rotation}\n0.0\n-2.0\n300001.0\n4999999.0\n")
+    return path
+
+
+def test_a_world_file_map_with_its_crs_given_on_the_command_line(built, tmp_path):
+    path = world_file_map(tmp_path)
+    result = run("cvft-index", *index_args(built / "run", path, tmp_path / "index", "--stride_m=10",
+                                           "--crs=EPSG:32632"))  # fmt: skip
+    assert_exit(result, 0)
+    assert "117 windows of 40 m every 10 m (9 x 13, 20 px each, 2.000 m per pixel)" in result.stdout
+    # The same pixels and geo-reference as the JSON map: the same descriptors.
+    assert digests(tmp_path / "index" / "chunks") == digests(built / "index" / "chunks")
+
+
+@pytest.mark.parametrize("rotation, crs, message", [
+    (0.0, None, "world.pgw has no CRS: give it in"),
+    (0.5, "--crs=EPSG:32632", "world.pgw: the world file is rotated (B = 0, D = 0.5); only north-up maps are read"),
+])  # fmt: skip
+def test_a_world_file_without_crs_or_rotated(built, tmp_path, rotation, crs, message):
+    before = digests(built / "index")
+    path = world_file_map(tmp_path, rotation)
+    result = run("cvft-index", *index_args(built / "run", path, built / "index", *([crs] if crs else [])))
+    assert_exit(result, 2, f"error: {tmp_path / 'world.pgw'}", message)
+    assert_unchanged(built / "index", before)
+
+
 def test_a_map_without_geo_reference(built, tmp_path):
     before = digests(built / "index")
     plain = tmp_path / "plain.png"
