@@ -42,7 +42,7 @@ def read_tile_csv(csv_path):
             malformed row or a path listed twice (file and line named).
     """
     try:
-        with open(csv_path, newline="") as handle:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or not set(COLUMNS) <= set(reader.fieldnames):
                 raise MapError(f"{csv_path}: expected a header with the columns path,x,y, got {reader.fieldnames}")

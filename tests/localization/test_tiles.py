@@ -38,6 +38,8 @@ def test_the_csv_gives_each_tile_and_its_centre(tmp_path):
     paths, centres = read_tile_csv(str(path))
     assert paths == ["a.jpg", "sub/b.png"]
     np.testing.assert_array_equal(centres, [[300010.5, 4999990.0], [-2000.0, 7.0]])
+    path.write_text("\ufeffpath,x,y\na.jpg,1,2\n", encoding="utf-8")  # a spreadsheet's byte-order mark
+    assert read_tile_csv(str(path))[0] == ["a.jpg"]
 
 
 @pytest.mark.parametrize("text, message", [
