@@ -69,7 +69,7 @@ def indexing_throughput():
     from configs import synthetic  # the repository root on PYTHONPATH (module docstring)
     from cvft_tf.localization import encoders as model_encoders
     from cvft_tf.localization.geomap import open_map
-    from cvft_tf.localization.index import window_batches
+    from cvft_tf.localization.index import map_window_reader, window_batches
     from cvft_tf.localization.windows import window_grid
     from cvft_tf.models.cross_view import build_model
 
@@ -81,9 +81,10 @@ def indexing_throughput():
     geomap = open_map(_MAP.value)
     grid = window_grid(geomap, config.data.aerial_footprint_m, 5.0)
     numbers = np.arange(min(_WINDOWS.value, len(grid)))
-    encoders.aerial(next(iter(window_batches(geomap, grid, numbers[:32], encoders.aerial_size, 32))))
+    read = map_window_reader(geomap, grid)
+    encoders.aerial(next(iter(window_batches(read, numbers[:32], encoders.aerial_size, 32))))
     start = time.perf_counter()
-    for batch in window_batches(geomap, grid, numbers, encoders.aerial_size, 32):
+    for batch in window_batches(read, numbers, encoders.aerial_size, 32):
         encoders.aerial(batch)
     return len(numbers) / (time.perf_counter() - start)
 

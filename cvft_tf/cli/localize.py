@@ -28,7 +28,7 @@ from cvft_tf.localization import localize, search
 from cvft_tf.localization.errors import MapError
 from cvft_tf.localization.geomap import open_map
 from cvft_tf.localization.heatmap import heatmap_figure, map_extent
-from cvft_tf.localization.index import check_model, write_json
+from cvft_tf.localization.index import check_model, is_tiles, write_json
 from cvft_tf.output_dirs import make_output_directory
 
 _INDEX = flags.DEFINE_string("index", None, "Index directory of cvft-index.")
@@ -71,12 +71,16 @@ def heatmap_entry(loaded, record):
     return loaded.entries[0]
 
 
-def overviews(entries):
-    """RGB overview of each map entry's map (None where the map file cannot be read now)."""
+def overviews(entries, crs):
+    """RGB overview of each map entry's map (None for a tile folder, or where the map file
+    cannot be read now); ``crs``: the index's, for a map whose files hold none."""
     pictures = {}
     for entry in entries:
+        if is_tiles(entry):
+            pictures[entry["number"]] = None
+            continue
         try:
-            geomap = open_map(entry["map"]["path"])
+            geomap = open_map(entry["map"]["path"], crs)
             pictures[entry["number"]] = geomap.overview(OVERVIEW_SIDE)[..., ::-1]
             geomap.close()
         except MapError as error:
@@ -88,16 +92,18 @@ def overviews(entries):
 def write_heatmaps(loaded, encoders, records, descriptors, folders):
     """``heatmap.png`` in each query's folder: exact scores against every window of its map."""
     windows = loaded.descriptors()
-    pictures = overviews(loaded.entries)
+    pictures = overviews(loaded.entries, loaded.manifest["crs"])
     for record, descriptor, folder in zip(records, descriptors, folders):
         entry = heatmap_entry(loaded, record)
-        scores = localize.window_scores(windows[loaded.map_of == entry["number"]], descriptor[None], encoders)[0][0]
+        inside = loaded.map_of == entry["number"]
+        scores = localize.window_scores(windows[inside], descriptor[None], encoders)[0][0]
         truth = (record["truth"]["x"], record["truth"]["y"]) if "truth" in record else None
         title = os.path.basename(record["image"])
         if truth is not None:
             title += f": top-1 error {record['error_m']:.0f} m"
         image = heatmap_figure(entry, scores, pictures[entry["number"]],
-                               [(m["x"], m["y"]) for m in record["matches"]], truth, title)  # fmt: skip
+                               [(m["x"], m["y"]) for m in record["matches"]], truth, title,
+                               positions=loaded.positions[inside])  # fmt: skip
         save_png(image, os.path.join(folder, "heatmap.png"))
 
 

@@ -1,12 +1,18 @@
 """A localization index: the aerial descriptors of windows slid over maps, and their positions.
 
+An indexed source is a map (its windows every ``stride_m``, :mod:`windows`) or a folder of
+tiles (each tile one window, :mod:`tiles`); both are "maps" of the index, numbered in order.
+
 Layout of an index directory::
 
     manifest.json          the model (fingerprint, sizes, how to load it), the window
-                           footprint, and per map: its identity (path, size, CRS, transform),
-                           stride, window grid, chunk size and whether it is complete
+                           footprint, and per map: its ``kind`` (``map`` or ``tiles``), its
+                           identity (a map's path, size, CRS, transform; a tile folder's path,
+                           CRS, tile count and CSV digest), a map's stride and window grid or a
+                           tile folder's extent, chunk size and whether it is complete
     chunks/map-MMM-CCCCCC.npz  descriptors float32 [n, D] and window numbers int64 [n] of
                            chunk C of map M (``chunk_size`` consecutive windows)
+    chunks/map-MMM-centres.npy  float64 [n, 2], the tiles' centres ``(x, y)`` of a tile folder M
     search.faiss           the FAISS index over every complete map's windows, in map then
                            window order (ids are positions in that order)
 
@@ -33,6 +39,7 @@ from cvft_tf.data.preprocess import resize_image
 from cvft_tf.localization import search
 from cvft_tf.localization.errors import IndexMismatchError, LocalizationError, MapError
 from cvft_tf.localization.geomap import pixel_to_map
+from cvft_tf.localization.tiles import TileFolder
 from cvft_tf.localization.windows import WindowGrid, window_grid
 from cvft_tf.output_dirs import atomic_path, make_output_directory
 
@@ -48,6 +55,11 @@ _MAP_ERROR = re.compile(r"MapError: (.*?)(?:\n|$)")
 def chunk_path(index_dir, map_number, chunk):
     """Path of chunk ``chunk`` of map ``map_number``."""
     return os.path.join(index_dir, CHUNK_DIR, f"map-{map_number:03d}-{chunk:06d}.npz")
+
+
+def centres_path(index_dir, map_number):
+    """Path of the tile centres of tile folder ``map_number``."""
+    return os.path.join(index_dir, CHUNK_DIR, f"map-{map_number:03d}-centres.npy")
 
 
 def read_manifest(index_dir):
@@ -97,23 +109,61 @@ def grid_of(entry):
     return WindowGrid(**entry["grid"])
 
 
-def window_positions(entry):
+def is_tiles(entry):
+    """Whether a manifest's map entry is a tile folder (else a map with a window grid)."""
+    return entry.get("kind") == "tiles"
+
+
+def window_positions(index_dir, entry):
     """float64 [windows, 2]: map coordinates ``(x, y)`` of the centres of a map entry's windows."""
+    if is_tiles(entry):
+        return np.load(centres_path(index_dir, entry["number"]))
     grid = grid_of(entry)
     rows, cols = grid.centres(np.arange(len(grid))).T
     return np.stack(pixel_to_map(entry["map"]["transform"], rows, cols), axis=-1)
 
 
-def window_batches(geomap, grid, numbers, aerial_size, batch_size):
+def map_window_reader(geomap, grid):
+    """``read(number)`` -> uint8 BGR [side, side, 3]: window ``number`` of ``grid`` over ``geomap``."""
+
+    def read(number):
+        row, col = grid.top_left([number])[0]
+        return geomap.read_window(int(row), int(col), grid.side)
+
+    return read
+
+
+def describe(source, footprint_m, stride_m):
+    """A map's or a tile folder's fields in a manifest entry, and its window reader.
+
+    Returns:
+        ``(fields, read)``: ``kind``, ``map`` (the identity), ``windows`` and, for a map,
+        ``stride_m`` and ``grid``, for a tile folder ``extent`` (west, east, south, north);
+        ``read(number)`` -> uint8 BGR window at the source's resolution.
+
+    Raises:
+        MapError: the window or stride do not fit the map.
+    """
+    if isinstance(source, TileFolder):
+        fields = {"kind": "tiles", "map": source.identity(), "windows": len(source),
+                  "extent": list(source.extent(footprint_m))}  # fmt: skip
+        return fields, source.read_tile
+    grid = window_grid(source, footprint_m, stride_m)
+    fields = {"kind": "map", "map": source.identity(), "stride_m": float(stride_m),
+              "grid": {"side": grid.side, "stride": grid.stride, "rows": grid.rows, "cols": grid.cols},
+              "windows": len(grid)}  # fmt: skip
+    return fields, map_window_reader(source, grid)
+
+
+def window_batches(read, numbers, aerial_size, batch_size):
     """tf.data batches of uint8 BGR windows [batch, Ha, Wa, 3] for window ``numbers``, in order.
 
-    Each window is read from the map (``GeoMap.read_window``) and resized with INTER_AREA to
-    the model's aerial size, as the training tiles are.
+    Each window is read (``read(number)``, e.g. :func:`map_window_reader`) and resized with
+    INTER_AREA to the model's aerial size, as the training tiles are.
     """
 
     def load(number):
-        row, col = grid.top_left([number])[0]
-        return resize_image(np.ascontiguousarray(geomap.read_window(int(row), int(col), grid.side)), aerial_size)
+        return resize_image(np.ascontiguousarray(read(int(number))), aerial_size)
 
     def load_tf(number):
         image = tf.numpy_function(load, [number], tf.uint8, stateful=False)
@@ -124,9 +174,9 @@ def window_batches(geomap, grid, numbers, aerial_size, batch_size):
     return dataset.batch(batch_size).prefetch(2)
 
 
-def _find_entry(manifest, identity, stride_m):
+def _find_entry(manifest, fields):
     for entry in manifest["maps"]:
-        if entry["map"] == identity and entry["stride_m"] == stride_m:
+        if entry["map"] == fields["map"] and entry.get("stride_m") == fields.get("stride_m"):
             return entry
     return None
 
@@ -136,16 +186,16 @@ def _save_chunk(index_dir, map_number, chunk, descriptors, numbers):
         np.savez(handle, descriptors=descriptors, numbers=numbers)
 
 
-def _embed_missing(geomap, grid, entry, encoders, index_dir, progress):
+def _embed_missing(source, read, entry, encoders, index_dir, progress):
     """Embeds the chunks of ``entry`` that are not on disk yet; returns (windows embedded, seconds)."""
-    size, count = entry["chunk_size"], len(grid)
+    size, count = entry["chunk_size"], entry["windows"]
     chunks = [c for c in range(-(-count // size)) if not os.path.exists(chunk_path(index_dir, entry["number"], c))]
     numbers = np.concatenate([np.arange(c * size, min(count, (c + 1) * size)) for c in chunks] or [np.zeros(0, int)])
     if len(chunks) < -(-count // size):
-        logging.info("Resuming %s: %d of %d windows already indexed", geomap.path, count - len(numbers), count)
+        logging.info("Resuming %s: %d of %d windows already indexed", source.path, count - len(numbers), count)
     bar = keras.utils.Progbar(len(numbers), unit_name="tile", stateful_metrics=["tiles/s"]) if progress else None
     start, done, pending = time.perf_counter(), 0, []
-    batches = window_batches(geomap, grid, numbers, encoders.aerial_size, entry["batch_size"])
+    batches = window_batches(read, numbers, encoders.aerial_size, entry["batch_size"])
     try:
         for batch in batches:
             pending.append(encoders.aerial(batch))
@@ -161,7 +211,7 @@ def _embed_missing(geomap, grid, entry, encoders, index_dir, progress):
                 bar.update(done, values=[("tiles/s", done / max(time.perf_counter() - start, 1e-9))])
     except tf.errors.OpError as error:
         found = _MAP_ERROR.search(error.message)
-        raise MapError(found.group(1) if found else f"reading the map {geomap.path}: {error.message}") from None
+        raise MapError(found.group(1) if found else f"reading the map {source.path}: {error.message}") from None
     return len(numbers), time.perf_counter() - start
 
 
@@ -191,16 +241,17 @@ def build_search(index_dir, manifest, kind, nprobe, seed=0):
     return record
 
 
-def build_index(geomap, encoders, index_dir, footprint_m, stride_m, kind="exact", batch_size=32,
+def build_index(source, encoders, index_dir, footprint_m, stride_m=None, kind="exact", batch_size=32,
                 chunk_batches=8, nprobe=search.DEFAULT_NPROBE, progress=True):  # fmt: skip
-    """Indexes ``geomap`` into ``index_dir``: a new index, a resumed one, or one more map.
+    """Indexes ``source`` into ``index_dir``: a new index, a resumed one, or one more map.
 
     Args:
-        geomap: an open :class:`~cvft_tf.localization.geomap.GeoMap`.
+        source: an open :class:`~cvft_tf.localization.geomap.GeoMap`, or a
+            :class:`~cvft_tf.localization.tiles.TileFolder` (each tile one window).
         encoders: :class:`~cvft_tf.localization.encoders.Encoders` of the model.
         index_dir: the index directory (created if needed).
         footprint_m: window side in metres (``config.data.aerial_footprint_m``).
-        stride_m: metres between neighbouring windows.
+        stride_m: metres between neighbouring windows of a map (unused for tiles).
         kind: ``"exact"`` or ``"ivfpq"`` (:mod:`~cvft_tf.localization.search`).
         batch_size: windows per model call.
         chunk_batches: batches per chunk file (a new map's chunk size is their product).
@@ -212,34 +263,36 @@ def build_index(geomap, encoders, index_dir, footprint_m, stride_m, kind="exact"
         ``search`` (the manifest's search record).
 
     Raises:
-        MapError: the window or stride do not fit the map, or the map cannot be read.
+        MapError: the window or stride do not fit the map, or the map or a tile cannot be read
+            (the chunks embedded before are kept; the same command resumes).
         IndexMismatchError: the index holds another model, footprint or CRS.
     """
-    grid = window_grid(geomap, footprint_m, stride_m)
+    fields, read = describe(source, footprint_m, stride_m)
     manifest = read_manifest(index_dir)
     if manifest is None:
         manifest = {"format": FORMAT, "model": _model_record(encoders), "footprint_m": float(footprint_m),
-                    "crs": geomap.crs, "maps": []}  # fmt: skip
+                    "crs": source.crs, "maps": []}  # fmt: skip
     else:
         check_model(manifest, encoders, index_dir)
-        if manifest["footprint_m"] != float(footprint_m) or manifest["crs"] != geomap.crs:
+        if manifest["footprint_m"] != float(footprint_m) or manifest["crs"] != source.crs:
             raise IndexMismatchError(
                 f"the index {index_dir} holds {manifest['footprint_m']:g} m windows in {manifest['crs']}; "
-                f"{geomap.path} asks for {footprint_m:g} m windows in {geomap.crs}"
+                f"{source.path} asks for {footprint_m:g} m windows in {source.crs}"
             )
-    entry = _find_entry(manifest, geomap.identity(), float(stride_m))
+    entry = _find_entry(manifest, fields)
     make_output_directory(os.path.join(index_dir, CHUNK_DIR), "index directory")
     if entry is None:
-        entry = {"number": len(manifest["maps"]), "map": geomap.identity(), "stride_m": float(stride_m),
-                 "grid": {"side": grid.side, "stride": grid.stride, "rows": grid.rows, "cols": grid.cols},
-                 "windows": len(grid), "batch_size": int(batch_size), "chunk_size": int(batch_size * chunk_batches),
-                 "complete": False}  # fmt: skip
+        entry = {"number": len(manifest["maps"]), **fields, "batch_size": int(batch_size),
+                 "chunk_size": int(batch_size * chunk_batches), "complete": False}  # fmt: skip
+        if is_tiles(entry):
+            with atomic_path(centres_path(index_dir, entry["number"])) as partial, open(partial, "wb") as handle:
+                np.save(handle, source.centres)
         manifest["maps"].append(entry)
         write_json(manifest, os.path.join(index_dir, MANIFEST))
-    embedded, seconds = _embed_missing(geomap, grid, entry, encoders, index_dir, progress)
+    embedded, seconds = _embed_missing(source, read, entry, encoders, index_dir, progress)
     entry["complete"] = True
     manifest["search"] = build_search(index_dir, manifest, kind, nprobe)
     write_json(manifest, os.path.join(index_dir, MANIFEST))
-    return {"windows": len(grid), "embedded": embedded, "seconds": seconds,
+    return {"windows": entry["windows"], "embedded": embedded, "seconds": seconds,
             "tiles_per_s": embedded / seconds if seconds > 0 else float("nan"),
             "search": manifest["search"]}  # fmt: skip

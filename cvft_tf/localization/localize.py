@@ -82,7 +82,7 @@ def open_index(directory, nprobe=search.DEFAULT_NPROBE):
         raise LocalizationError(
             f"the index {directory} has no completely indexed map: run cvft-index again to finish it"
         )
-    positions = np.concatenate([index_files.window_positions(entry) for entry in entries])
+    positions = np.concatenate([index_files.window_positions(directory, entry) for entry in entries])
     map_of = np.concatenate([np.full(entry["windows"], entry["number"]) for entry in entries])
     return LoadedIndex(directory, manifest, search.read(path, nprobe), positions, map_of, entries)
 

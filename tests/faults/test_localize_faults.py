@@ -1,9 +1,11 @@
-"""cvft-index and cvft-localize under faults: bad maps, bad queries, another model, a kill.
+"""cvft-index and cvft-localize under faults: bad maps, bad tile folders, bad queries, another
+model, a kill.
 
 Each bad input ends with one ``error:`` line and status 2, and leaves an index built before
-as it was. A run killed (SIGKILL) while indexing resumes where it stopped and ends with the
-index an uninterrupted run writes. The model is a random one of ``configs/cvusa.py:smoke``
-with 40 m windows, on a 120 x 160 m map.
+as it was (a tile found truncated while indexing leaves what was indexed before it, and the
+index searchable). A run killed (SIGKILL) while indexing resumes where it stopped and ends
+with the index an uninterrupted run writes. The model is a random one of
+``configs/cvusa.py:smoke`` with 40 m windows, on a 120 x 160 m map and a folder of six tiles.
 """
 
 import os
@@ -11,13 +13,15 @@ import signal
 import subprocess
 import time
 
+import csv
+
 import cv2
 import keras
 import pytest
 
 from tests.faults.harness import REPO, SMOKE, assert_exit, command_path, digests, run, truncate
-from tests.faults.worlds import assert_unchanged, built_once, save_tiny_model
-from tests.localization.fixtures import write_png_map
+from tests.faults.worlds import assert_unchanged, built_once, copy_tree, save_tiny_model
+from tests.localization.fixtures import write_png_map, write_tile_folder
 
 pytestmark = pytest.mark.large
 FOOTPRINT = "--config.data.aerial_footprint_m=40"
@@ -65,6 +69,108 @@ def test_localize_prints_the_error_table_and_draws_heatmaps(built, tmp_path):
         assert (out / name / "heatmap.png").stat().st_size > 1000
         assert (out / name / "matches.csv").read_text().count("\n") == 4  # header and 3 matches
     assert (out / "summary.json").exists()
+
+
+TILE_CENTRES_PX = [(15, 15), (15, 45), (40, 30), (60, 80), (25, 70), (50, 55)]
+
+
+def test_a_tile_folder_extends_an_index_and_is_localized_in(built, tmp_path):
+    folder, _ = write_tile_folder(str(tmp_path / "tiles"), TILE_CENTRES_PX)
+    index_dir = copy_tree(built / "index", tmp_path / "index")
+    result = run("cvft-index", *index_args(built / "run", folder, index_dir, "--batch_size=4"))
+    assert_exit(result, 0)
+    assert "6 tiles (one window each); embedded 6 in" in result.stdout
+    assert "Search: exact over 123 windows" in result.stdout
+    out = tmp_path / "out"
+    result = run("cvft-localize", f"--index={index_dir}", f"--image_dir={built / 'queries'}", f"--out={out}",
+                 "--top_k=123", "--min_separation_m=0")  # fmt: skip
+    assert_exit(result, 0)
+    with open(out / "1" / "matches.csv") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["map"] == folder]
+    with open(tmp_path / "tiles" / "tiles.csv") as handle:
+        centres = sorted((float(row["x"]), float(row["y"])) for row in csv.DictReader(handle))
+    assert sorted((float(row["x"]), float(row["y"])) for row in rows) == centres
+    assert (out / "1" / "heatmap.png").stat().st_size > 1000
+
+
+def _append(line):
+    def change(folder):
+        with open(os.path.join(folder, "tiles.csv"), "a") as handle:
+            handle.write(line + "\n")
+
+    return change
+
+
+def _empty_csv(folder):
+    with open(os.path.join(folder, "tiles.csv"), "w") as handle:
+        handle.write("path,x,y\n")
+
+
+@pytest.mark.parametrize("change, message", [
+    (_append("img/009.png,300010,north"), "tiles.csv:8: expected path,x,y with a file and two finite numbers"),
+    (_empty_csv, "tiles.csv lists no tile (expected rows path,x,y)"),
+    (_append("img/001.png,300010,4999990"), "tiles.csv:8: the tile img/001.png is listed twice (first on line 3)"),
+    (lambda folder: os.remove(os.path.join(folder, "img", "002.png")), "tiles.csv:4: the tile image "),
+    (lambda folder: os.remove(os.path.join(folder, "tiles.json")), "tiles.csv has no CRS: give it in tiles.json"),
+])  # fmt: skip
+def test_a_bad_tile_folder(built, tmp_path, change, message):
+    before = digests(built / "index")
+    folder, _ = write_tile_folder(str(tmp_path / "tiles"), TILE_CENTRES_PX)
+    change(folder)
+    result = run("cvft-index", *index_args(built / "run", folder, built / "index"))
+    assert_exit(result, 2, f"error: {os.path.join(folder, 'tiles.csv')}", message)
+    assert_unchanged(built / "index", before)
+
+
+def test_a_truncated_tile_keeps_what_was_indexed(built, tmp_path):
+    folder, _ = write_tile_folder(str(tmp_path / "tiles"), TILE_CENTRES_PX)
+    index_dir = copy_tree(built / "index", tmp_path / "index")
+    before = digests(index_dir)
+    tile = os.path.join(folder, "img", "004.png")
+    whole = open(tile, "rb").read()
+    truncate(tile, 100)
+    arguments = index_args(built / "run", folder, index_dir, "--batch_size=2", "--chunk_batches=1")
+    result = run("cvft-index", *arguments)
+    assert_exit(result, 2, f"error: unreadable tile: {tile} is truncated (the PNG has no IEND chunk)")
+    after = digests(index_dir)
+    assert {name: after[name] for name in before if name != "manifest.json"} == {
+        name: digest for name, digest in before.items() if name != "manifest.json"
+    }
+    with open(tile, "wb") as handle:
+        handle.write(whole)
+    result = run("cvft-index", *arguments)
+    assert_exit(result, 0)
+    assert "embedded 2 in" in result.stdout and "Search: exact over 123 windows" in result.stdout
+
+
+def world_file_map(directory, rotation=0.0):
+    """A copy of the fixture's map image with a world file (2 m pixels, same corner) instead of its JSON."""
+    path = write_png_map(str(directory), size=(60, 80), name="world.png")
+    os.remove(os.path.join(directory, "world.json"))
+    (directory / "world.pgw").write_text(f"2.0\n{rotation}\n0.0\n-2.0\n300001.0\n4999999.0\n")
+    return path
+
+
+def test_a_world_file_map_with_its_crs_given_on_the_command_line(built, tmp_path):
+    path = world_file_map(tmp_path)
+    result = run("cvft-index", *index_args(built / "run", path, tmp_path / "index", "--stride_m=10",
+                                           "--crs=EPSG:32632"))  # fmt: skip
+    assert_exit(result, 0)
+    assert "117 windows of 40 m every 10 m (9 x 13, 20 px each, 2.000 m per pixel)" in result.stdout
+    # The same pixels and geo-reference as the JSON map: the same descriptors.
+    assert digests(tmp_path / "index" / "chunks") == digests(built / "index" / "chunks")
+
+
+@pytest.mark.parametrize("rotation, crs, message", [
+    (0.0, None, "world.pgw has no CRS: give it in"),
+    (0.5, "--crs=EPSG:32632", "world.pgw: the world file is rotated (B = 0, D = 0.5); only north-up maps are read"),
+])  # fmt: skip
+def test_a_world_file_without_crs_or_rotated(built, tmp_path, rotation, crs, message):
+    before = digests(built / "index")
+    path = world_file_map(tmp_path, rotation)
+    result = run("cvft-index", *index_args(built / "run", path, built / "index", *([crs] if crs else [])))
+    assert_exit(result, 2, f"error: {tmp_path / 'world.pgw'}", message)
+    assert_unchanged(built / "index", before)
 
 
 def test_a_map_without_geo_reference(built, tmp_path):

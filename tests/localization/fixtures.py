@@ -49,3 +49,32 @@ def fake_encoders(name="fake", aerial_size=(16, 16), ground_size=(8, 32)):
         fingerprint=name,
         source={"workdir": f"/nowhere/{name}"},
     )
+
+
+def write_tile_folder(directory, centres_px, side=20, metres_per_pixel=2.0, origin=(300000.0, 5000000.0), seed=0,
+                      crs=UTM_32N):  # fmt: skip
+    """Tiles cut from a random-texture map at pixel centres ``centres_px`` [(row, col)], with
+    ``tiles.csv`` (their centres in map coordinates) and ``tiles.json`` (``crs``; none if None).
+
+    Returns:
+        ``(folder, tiles)``: the folder's path and the uint8 BGR tiles [n, side, side, 3].
+    """
+    os.makedirs(directory, exist_ok=True)
+    image = cv2.imread(write_png_map(directory, size=(80, 100), seed=seed, name="source.png"))
+    os.remove(os.path.join(directory, "source.png"))
+    os.remove(os.path.join(directory, "source.json"))
+    os.makedirs(os.path.join(directory, "img"), exist_ok=True)
+    rows, tiles = ["path,x,y"], []
+    for number, (row, col) in enumerate(centres_px):
+        tile = image[row - side // 2 : row + side // 2, col - side // 2 : col + side // 2]
+        name = f"img/{number:03d}.png"
+        cv2.imwrite(os.path.join(directory, name), tile)
+        x, y = origin[0] + col * metres_per_pixel, origin[1] - row * metres_per_pixel
+        rows.append(f"{name},{x},{y}")
+        tiles.append(tile)
+    with open(os.path.join(directory, "tiles.csv"), "w") as handle:
+        handle.write("\n".join(rows) + "\n")
+    if crs is not None:
+        with open(os.path.join(directory, "tiles.json"), "w") as handle:
+            json.dump({"crs": crs}, handle)
+    return directory, np.stack(tiles)

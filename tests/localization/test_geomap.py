@@ -128,3 +128,66 @@ def test_a_broken_geo_reference_names_its_file(tmp_path):
         json.dump({"crs": UTM_32N}, handle)
     with pytest.raises(MapError, match="map.json: not a geo-reference"):
         geomap.open_map(path)
+
+
+def write_world_map(directory, lines, suffix=".pgw", name="map.png"):
+    """A PNG map (40 x 50 px) with the world file ``lines`` and no JSON; returns its path."""
+    path = write_png_map(str(directory), size=(40, 50), name=name)
+    os.remove(os.path.splitext(path)[0] + ".json")
+    with open(os.path.splitext(path)[0] + suffix, "w") as handle:
+        handle.write("\n".join(map(str, lines)) + "\n")
+    return path
+
+
+# 2.5 m pixels whose upper-left pixel is centred 1.25 m east and south of (300000, 5000000).
+WORLD = (2.5, 0.0, 0.0, -2.5, 300001.25, 4999998.75)
+
+
+def test_a_world_file_places_the_centre_of_the_upper_left_pixel(tmp_path):
+    path = write_world_map(tmp_path, WORLD)
+    opened = geomap.open_map(path, crs=UTM_32N)
+    assert opened.transform == (2.5, 0.0, 300000.0, 0.0, -2.5, 5000000.0)
+    # By hand: the centre of pixel (row r, col k) is at (C + A * k, F + E * r).
+    x, y = opened.pixel_to_map(np.array([0.5, 3.5, 39.5]), np.array([0.5, 7.5, 49.5]))
+    np.testing.assert_allclose(x, [300001.25, 300001.25 + 7 * 2.5, 300001.25 + 49 * 2.5])
+    np.testing.assert_allclose(y, [4999998.75, 4999998.75 - 3 * 2.5, 4999998.75 - 39 * 2.5])
+    # The same geo-reference as a JSON gives the same map.
+    json_map = geomap.open_map(write_png_map(str(tmp_path), size=(40, 50), metres_per_pixel=2.5, name="same.png"))
+    assert json_map.transform == opened.transform and json_map.crs == opened.crs
+
+
+def test_a_world_file_takes_its_crs_from_the_prj_beside_it(tmp_path):
+    path = write_world_map(tmp_path, WORLD, suffix=".wld")
+    with pytest.raises(MapError, match=r"map.wld has no CRS: give it in .*map.prj \(WKT\) or with --crs"):
+        geomap.open_map(path)
+    (tmp_path / "map.prj").write_text(rasterio.crs.CRS.from_epsg(32632).to_wkt())
+    assert geomap.open_map(path).crs == UTM_32N
+    assert geomap.open_map(path, crs=UTM_32N).crs == UTM_32N
+    with pytest.raises(MapError, match=r"map.wld: its CRS .* is not the --crs 'EPSG:32633'"):
+        geomap.open_map(path, crs="EPSG:32633")
+
+
+def test_a_jpeg_world_file(tmp_path):
+    path = write_world_map(tmp_path, WORLD, suffix=".jgw", name="map.jpg")
+    assert geomap.open_map(path, crs=UTM_32N).transform == (2.5, 0.0, 300000.0, 0.0, -2.5, 5000000.0)
+
+
+@pytest.mark.parametrize("lines, message", [
+    ((2.5, 0.1, 0.0, -2.5, 300001.25, 4999998.75), r"map.pgw: the world file is rotated \(B = 0, D = 0.1\)"),
+    ((2.5, 0.0, -0.2, -2.5, 300001.25, 4999998.75), r"the world file is rotated \(B = -0.2, D = 0\)"),
+    ((2.5, 0.0, 0.0, -2.5, 300001.25), "map.pgw: a world file holds six numbers"),
+    ((2.5, 0.0, 0.0, "minus", 300001.25, 4999998.75), "a world file holds six numbers"),
+    ((2.5, 0.0, 0.0, 2.5, 300001.25, 4999998.75), "must be north-up with square pixels"),
+    ((2.5, 0.0, 0.0, -2.0, 300001.25, 4999998.75), "must be north-up with square pixels"),
+])  # fmt: skip
+def test_a_rotated_or_malformed_world_file_is_refused(tmp_path, lines, message):
+    path = write_world_map(tmp_path, lines)
+    with pytest.raises(MapError, match=message):
+        geomap.open_map(path, crs=UTM_32N)
+
+
+def test_a_map_with_a_json_and_a_world_file_is_refused(tmp_path):
+    path = write_png_map(str(tmp_path))
+    (tmp_path / "map.pgw").write_text("\n".join(map(str, WORLD)))
+    with pytest.raises(MapError, match=r"map.png has 2 geo-references \(.*map.json, .*map.pgw\): keep one"):
+        geomap.open_map(path)

@@ -42,7 +42,7 @@ def test_the_index_holds_each_window_descriptor_and_centre(map_path, tmp_path):
     np.testing.assert_array_equal(
         index.load_descriptors(str(tmp_path / "index"), entry), encoders.aerial(np.stack(windows))
     )
-    positions = index.window_positions(entry)
+    positions = index.window_positions(str(tmp_path / "index"), entry)
     # Window (row 1, col 2) starts at pixel (5, 10): its centre is pixel (15, 20), 40 m east
     # and 30 m south of the map's north-west corner.
     np.testing.assert_allclose(positions[1 * 13 + 2], [300000.0 + 40.0, 5000000.0 - 30.0])
