@@ -16,7 +16,7 @@ length scale ``--length_m``) plus independent noise, unit norm; a query is the d
 of a random position off the grid, with more noise. So neighbours in descriptor space are
 neighbours on the map, as with a trained model. Not a test: run it by hand, e.g.
 
-    PYTHONPATH=. nice python benchmarks/localization_benchmark.py --workdir /work/main/runs/synthetic/run \\
+    PYTHONPATH=. nice python benchmarks/localization_benchmark.py --workdir runs/synthetic/run \\
         --map runs/world/map/orthophoto.png
 """
 
