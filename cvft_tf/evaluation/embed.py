@@ -21,16 +21,21 @@ class Embeddings:
     utm: np.ndarray | None = None
 
 
-def embed_split(model, dataset):
+def embed_split(model, dataset, strategy=None):
     """Runs both encoders over an evaluation dataset (every pair once, in order).
 
     Args:
         model: a ``CrossViewModel``.
-        dataset: batches with ``ground``, ``aerial`` and optionally ``utm``.
+        dataset: batches with ``ground``, ``aerial``, ``index`` (each pair's place in the
+            split) and optionally ``utm``.
+        strategy: a ``tf.distribute.Strategy`` of several replicas to split each batch
+            among (:func:`embed_split_distributed`); None: one device.
 
     Returns:
         :class:`Embeddings`.
     """
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        return embed_split_distributed(model, dataset, strategy)
 
     @tf.function(reduce_retracing=True)
     def encode(ground, aerial):
@@ -47,3 +52,30 @@ def embed_split(model, dataset):
     if not grounds:
         raise ValueError("The evaluation split is empty.")
     return Embeddings(np.concatenate(grounds), np.concatenate(aerials), np.concatenate(utms) if utms else None)
+
+
+def embed_split_distributed(model, dataset, strategy):
+    """:func:`embed_split` with each batch split among ``strategy``'s replicas.
+
+    Every replica encodes its slice, and the slices of all replicas (and workers) are
+    gathered; the pairs are put back in split order by their ``index``, whatever order the
+    strategy handed the slices out in.
+    """
+
+    @tf.function
+    def encode(batch):
+        out = model({"ground": batch["ground"], "aerial": batch["aerial"]}, training=False)
+        kept = {key: batch[key] for key in ("index", "utm") if key in batch}
+        return {**out, **kept}
+
+    parts = {}
+    with dataset_errors():
+        for batch in strategy.experimental_distribute_dataset(dataset):
+            for key, value in strategy.run(encode, args=(batch,)).items():
+                parts.setdefault(key, []).append(strategy.gather(value, axis=0).numpy())
+    if not parts:
+        raise ValueError("The evaluation split is empty.")
+    gathered = {key: np.concatenate(values) for key, values in parts.items()}
+    order = np.argsort(gathered["index"], kind="stable")
+    utm = gathered["utm"][order] if "utm" in gathered else None
+    return Embeddings(gathered["ground"][order], gathered["aerial"][order], utm)
