@@ -56,18 +56,25 @@ def define_strategy_flags():
     return strategy, logical_cpus
 
 
-def strategy_of(config, strategy_flag, logical_cpus_flag):
-    """Applies ``--strategy`` / ``--logical_cpus`` to ``config.distribute``, checks it and makes the
-    strategy (before anything else initialises TensorFlow's devices).
+def apply_strategy_flags(config, strategy_flag, logical_cpus_flag):
+    """Applies ``--strategy`` / ``--logical_cpus`` to ``config.distribute`` and checks that section.
 
     Raises:
-        ConfigError: an unknown strategy or a negative count; StrategyError: it cannot be made.
+        ConfigError: an unknown strategy or a negative count.
     """
     if strategy_flag.value is not None:
         config.distribute.strategy = strategy_flag.value
     if logical_cpus_flag.value is not None:
         config.distribute.logical_cpus = logical_cpus_flag.value
     check_distribute_section(config)
+
+
+def configured_strategy(config):
+    """The strategy of ``config.distribute``, made before anything else initialises TensorFlow's devices.
+
+    Raises:
+        StrategyError: it cannot be made here.
+    """
     strategy = make_strategy(config.distribute.strategy, config.distribute.logical_cpus, config.distribute.tpu)
     logging.info("Strategy %s: %d replica(s) in sync", config.distribute.strategy, strategy.num_replicas_in_sync)
     return strategy

@@ -24,7 +24,13 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from cvft_tf import checkpoints, distribute
-from cvft_tf.cli.common import define_strategy_flags, load_trained_model, reports_user_errors, strategy_of
+from cvft_tf.cli.common import (
+    apply_strategy_flags,
+    configured_strategy,
+    define_strategy_flags,
+    load_trained_model,
+    reports_user_errors,
+)
 from cvft_tf.config_schema import check_dataset_sections, check_model_section
 from cvft_tf.cli.exits import run_command
 from cvft_tf.evaluation import compare, embed, figure_sources, figures, recall, scoring
@@ -118,7 +124,8 @@ def main(argv):
         config.eval.backend = _BACKEND.value
     check_model_section(config)
     check_dataset_sections(config)
-    strategy = strategy_of(config, _STRATEGY, _LOGICAL_CPUS)
+    apply_strategy_flags(config, _STRATEGY, _LOGICAL_CPUS)
+    strategy = configured_strategy(config)
     chief = distribute.is_chief(strategy)
     out_dir = _OUT.value or os.path.join(_WORKDIR.value, "eval")
     other_curves = compared_curves(_COMPARE.value)

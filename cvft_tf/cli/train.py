@@ -15,7 +15,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from cvft_tf import training
-from cvft_tf.cli.common import define_strategy_flags, reports_user_errors, strategy_of
+from cvft_tf.cli.common import apply_strategy_flags, configured_strategy, define_strategy_flags, reports_user_errors
 from cvft_tf.config_schema import check_dataset_sections, check_model_section, check_train_section
 from cvft_tf.cli.exits import run_command
 
@@ -31,8 +31,9 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     check_model_section(_CONFIG.value)
     check_dataset_sections(_CONFIG.value)
-    strategy = strategy_of(_CONFIG.value, _STRATEGY, _LOGICAL_CPUS)
+    apply_strategy_flags(_CONFIG.value, _STRATEGY, _LOGICAL_CPUS)
     check_train_section(_CONFIG.value)
+    strategy = configured_strategy(_CONFIG.value)
     if _CONFIG.value.train.deterministic:
         tf.config.experimental.enable_op_determinism()
     training.train(_CONFIG.value, _WORKDIR.value, strategy)

@@ -227,13 +227,24 @@ class CrossViewModel(keras.Model):
     def test_step(self, batch):
         return self._update_metrics(*self.global_batch_loss(batch))
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Builds the optimizer in the strategy's scope; the model is built when it is made.
+
+        Keras' own version first reduces a batch over the replicas, which
+        ``MultiWorkerMirroredStrategy`` cannot do for a batch that is a dict
+        (keras-team/keras#20329), and reads that batch from the training stream.
+        """
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+
     def _update_metrics(self, loss, descriptors):
         self.loss_tracker.update_state(loss)
         distances = losses.pairwise_distances(
             tf.cast(descriptors["aerial"], tf.float32), tf.cast(descriptors["ground"], tf.float32)
         )
         self.recall_tracker.update_state(recall_at_1(distances))
-        return {metric.name: metric.result() for metric in self.metrics}
+        return replicas.step_logs({metric.name: metric.result() for metric in self.metrics})
 
     def settings(self):
         """The model's settings by name, as a flat ``config.model`` gives them: ``variant``,

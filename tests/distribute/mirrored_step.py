@@ -3,6 +3,9 @@
 Logical devices must be set before TensorFlow initialises its devices, so the test runs this
 file in a fresh interpreter: ``python -m tests.distribute.mirrored_step CASE OPTIMIZER``. It prints
 one JSON line: the loss on each side and the largest weight difference after the step.
+``python -m tests.distribute.mirrored_step embed`` instead embeds 5 pairs in batches of 4 (the
+last batch leaves one replica empty) on both sides and prints the largest descriptor
+difference and whether the order was kept.
 """
 
 import json
@@ -17,6 +20,7 @@ MIRRORED = distribute.make_strategy("mirrored", logical_cpus=2)
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from cvft_tf.evaluation.embed import embed_split  # noqa: E402
 from cvft_tf.models.cross_view import CrossViewModel  # noqa: E402
 from cvft_tf.models.replicas import number_rows  # noqa: E402
 
@@ -69,5 +73,26 @@ def main(case, optimizer):
     }))
 
 
+def embed():
+    batch = global_batch("exhaustive")
+    pairs = {key: value[:5] for key, value in batch.items()}
+    pairs["index"] = np.arange(5, dtype=np.int64)
+    pairs["utm"] = np.arange(10, dtype=np.float32).reshape(5, 2)
+    dataset = tf.data.Dataset.from_tensor_slices(pairs).batch(4)
+    with MIRRORED.scope():
+        model = CrossViewModel("cvft", dropout_rate=0.0, **SIZES)
+    single, mirrored = embed_split(model, dataset), embed_split(model, dataset, MIRRORED)
+    differences = [np.abs(getattr(single, key) - getattr(mirrored, key)).max() for key in ("ground", "aerial")]
+    print(json.dumps({
+        "replicas": MIRRORED.num_replicas_in_sync,
+        "difference": float(max(differences)),
+        "utm_kept": bool(np.array_equal(mirrored.utm, pairs["utm"])),
+        "rows": len(mirrored.ground),
+    }))
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    if sys.argv[1] == "embed":
+        embed()
+    else:
+        main(*sys.argv[1:3])

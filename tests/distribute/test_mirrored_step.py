@@ -20,10 +20,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TOLERANCE = 1e-5
 
 
-def mirrored_against_one_device(case, optimizer):
+def mirrored_against_one_device(*args):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
     done = subprocess.run(
-        [sys.executable, "-m", "tests.distribute.mirrored_step", case, optimizer],
+        [sys.executable, "-m", "tests.distribute.mirrored_step", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -42,3 +42,9 @@ def test_one_step_on_two_replicas_equals_one_device(case, optimizer):
     assert result["recall"][0] == pytest.approx(result["recall"][1])
     assert result["weight_difference"] <= TOLERANCE
     assert result["weight_change"] >= (1e-2 if optimizer == "sgd" else 5e-5)
+
+
+def test_embedding_a_split_on_two_replicas_keeps_its_order_and_descriptors():
+    result = mirrored_against_one_device("embed")
+    assert result["replicas"] == 2 and result["rows"] == 5 and result["utm_kept"]
+    assert result["difference"] <= TOLERANCE
