@@ -12,6 +12,7 @@ import ml_collections
 
 from cvft_tf.data import READERS, cvact, cvusa, pipeline
 from cvft_tf.data.field_of_view import FULL_CIRCLE_DEG, FieldOfView, panorama_size
+from cvft_tf.distribute import STRATEGIES
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.evaluation.recall import BACKENDS as RANK_BACKENDS
 from cvft_tf.evaluation.recall import DEFAULT_CHUNK_SIZE
@@ -51,6 +52,14 @@ def base_config():
     (``cvft_tf.feature_cache``; the same maths), when they fit in ``feature_cache_max_gb``
     and nothing changes the images between epochs; otherwise on the images. With
     ``feature_cache_dir`` the features are also kept on disk for runs that share them.
+
+    ``train.steps_per_execution``: train steps run in one call of the compiled function
+    (Keras' ``compile(steps_per_execution=...)``); it must divide the steps of an epoch.
+
+    ``distribute``: the ``tf.distribute`` strategy (``cvft_tf.distribute``): ``strategy``,
+    ``logical_cpus`` (split the CPU into that many devices, 0: none) and ``tpu`` (the TPU
+    of the ``tpu`` strategy, empty: the local one). ``train.batch_size`` is the global
+    batch, split among the replicas; the loss scores every pair against the whole of it.
     """
     config = ml_collections.ConfigDict()
 
@@ -89,6 +98,7 @@ def base_config():
     config.train.deterministic = False
     config.train.jit_compile = False
     config.train.mixed_precision = ""
+    config.train.steps_per_execution = 1
     config.train.init = "imagenet"
     config.train.steps_per_epoch = 0
     config.train.keep_checkpoints = 3
@@ -96,6 +106,11 @@ def base_config():
     config.train.feature_cache = True
     config.train.feature_cache_max_gb = 4.0
     config.train.feature_cache_dir = ""
+
+    config.distribute = ml_collections.ConfigDict()
+    config.distribute.strategy = "default"
+    config.distribute.logical_cpus = 0
+    config.distribute.tpu = ""
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 32
@@ -177,12 +192,42 @@ def check_train_section(config):
     """Checks the fields of ``config.train`` that ml_collections cannot type.
 
     Raises:
-        ConfigError: ``mixed_precision`` is not one of :data:`MIXED_PRECISION_POLICIES`.
+        ConfigError: ``mixed_precision`` is not one of :data:`MIXED_PRECISION_POLICIES`,
+            ``steps_per_execution`` is below 1, or ``jit_compile`` is asked of a strategy
+            that places replicas on several devices of one program (``mirrored``,
+            ``multi_worker``): Keras would compile the strategy's whole cross-device step
+            with XLA, which cannot reach the other devices' variables.
     """
     value = config.train.mixed_precision
     if value not in MIXED_PRECISION_POLICIES:
         choices = tuple(MIXED_PRECISION_POLICIES)
         raise ConfigError(f"config.train.mixed_precision must be one of {choices}, got {value!r}")
+    if config.train.steps_per_execution < 1:
+        raise ConfigError(
+            f"config.train.steps_per_execution must be a positive integer, got {config.train.steps_per_execution}"
+        )
+    if config.train.jit_compile and config.distribute.strategy in ("mirrored", "multi_worker"):
+        raise ConfigError(
+            f"config.train.jit_compile cannot be used with config.distribute.strategy="
+            f"{config.distribute.strategy!r}: XLA compiles one device's step (use 'default'; 'tpu' always compiles)"
+        )
+
+
+def check_distribute_section(config):
+    """Checks ``config.distribute``.
+
+    Raises:
+        ConfigError: an unknown strategy, or a negative ``logical_cpus``.
+    """
+    if config.distribute.strategy not in STRATEGIES:
+        raise ConfigError(
+            f"config.distribute.strategy must be one of {STRATEGIES}, got {config.distribute.strategy!r}"
+        )
+    if config.distribute.logical_cpus < 0:
+        raise ConfigError(
+            f"config.distribute.logical_cpus must be 0 (no split) or a positive integer, "
+            f"got {config.distribute.logical_cpus}"
+        )
 
 
 def check_dataset_sections(config):

@@ -23,6 +23,12 @@ When the frozen blocks' features can be cached (``feature_cache_refusal``), the 
 serves them instead of the images, in the same order (``cvft_tf.feature_cache``); when the
 ground images change every epoch (orientation noise, field-of-view crops), only the aerial
 features are (``changing_ground_reason``).
+
+Under a ``tf.distribute`` strategy (``cvft_tf.distribute``) the model and its optimizer are
+made or loaded inside the strategy's scope, ``config.train.batch_size`` is the global
+batch, split among the replicas, and each replica scores its pairs against the whole global
+batch (``models.replicas``). Only the chief writes the workdir; the other workers of a
+multi-worker run write into a temporary directory of their own (``distribute.writing_directory``).
 """
 
 import csv
@@ -34,14 +40,15 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from cvft_tf import checkpoints, feature_cache, run_state
-from cvft_tf.config_schema import MIXED_PRECISION_POLICIES
+from cvft_tf import checkpoints, distribute, feature_cache, run_state
+from cvft_tf.config_schema import MIXED_PRECISION_POLICIES, ConfigError
 from cvft_tf.data.from_config import eval_dataset, field_of_view, read_split
 from cvft_tf.data.pipeline import DecodeCounter, dataset_errors, make_train_dataset
 from cvft_tf.evaluation import embed, figure_sources, figures, recall, scoring
 from cvft_tf.interop.imagenet import initialize_weights
 from cvft_tf.models.cross_view import VGG_VARIANTS, build_model
-from cvft_tf.output_dirs import atomic_path, make_output_directory
+from cvft_tf.models.replicas import number_rows
+from cvft_tf.output_dirs import atomic_path
 from cvft_tf.stop_signals import StopSignals
 from cvft_tf.training_checkpoints import TrainingCheckpoints
 
@@ -64,14 +71,25 @@ def new_model(config):
 
 
 def compile_model(model, config):
-    """Adam with the config's learning rate, betas and epsilon (the original's TF1 1e-8); optional XLA."""
+    """Adam with the config's learning rate, betas and epsilon (the original's TF1 1e-8); optional
+    XLA and several steps per call (``config.train.jit_compile``, ``steps_per_execution``)."""
     optimizer = keras.optimizers.Adam(
         learning_rate=config.train.learning_rate,
         beta_1=config.train.beta_1,
         beta_2=config.train.beta_2,
         epsilon=config.train.adam_epsilon,
     )
-    model.compile(optimizer=optimizer, jit_compile=bool(config.train.jit_compile))
+    model.compile(
+        optimizer=optimizer,
+        jit_compile=bool(config.train.jit_compile),
+        steps_per_execution=config.train.steps_per_execution,
+    )
+
+
+def set_execution(model, config):
+    """Runs a resumed model as ``config.train`` says (XLA, steps per call), not as the run it was saved by."""
+    model.jit_compile = bool(config.train.jit_compile)
+    model.steps_per_execution = config.train.steps_per_execution
 
 
 class EpochValidation(keras.callbacks.Callback):
@@ -202,6 +220,12 @@ def train_stream(config, model, train_split, counter):
     ).repeat()
 
 
+def numbered(stream):
+    """``stream`` with the rows of each global batch numbered (``replicas.number_rows``), so the
+    replicas can put the gathered batch back in order."""
+    return lambda start_batch: stream(start_batch).map(number_rows)
+
+
 def feature_cache_refusal(config, model, num_pairs, branches=feature_cache.BRANCHES):
     """Why the frozen-stem features of ``branches`` cannot be cached for this run, or None
     when they can."""
@@ -267,20 +291,26 @@ def write_learning_curve(workdir, num_val_pairs):
     return path
 
 
-def resume_or_start(config, workdir):
+def resume_or_start(config, workdir, strategy):
     """The model to train and the run state it resumes from (None for a fresh run).
+
+    The model, its optimizer and their variables are made inside ``strategy``'s scope; only
+    the chief removes the unfinished writes of an earlier run.
 
     Raises:
         checkpoints.CheckpointError: no checkpoint can be read, the newest does not match
             ``config.model``, or its position does not fit ``config.train``.
     """
-    removed = checkpoints.remove_partial_files(workdir)
-    if removed:
-        logging.info("Removed unfinished writes of an earlier run: %s", removed)
-    model, state = checkpoints.load_latest(workdir, config.model)
-    if model is None:
-        logging.info("Training %s from %s in %s", config.model.variant, config.train.init or "random init", workdir)
-        return new_model(config), None
+    if distribute.is_chief(strategy):
+        removed = checkpoints.remove_partial_files(workdir)
+        if removed:
+            logging.info("Removed unfinished writes of an earlier run: %s", removed)
+    with strategy.scope():
+        model, state = checkpoints.load_latest(workdir, config.model)
+        if model is None:
+            logging.info("Training %s from %s in %s", config.model.variant, config.train.init or "random init", workdir)
+            return new_model(config), None
+    set_execution(model, config)
     try:
         run_state.restore_rng(model, state)
     except ValueError as error:
@@ -289,18 +319,24 @@ def resume_or_start(config, workdir):
     return model, state
 
 
-def fit_segments(epoch, step_in_epoch, epochs, steps_per_epoch):
+def fit_segments(epoch, step_in_epoch, epochs, steps_per_epoch, steps_per_execution=1):
     """The ``model.fit`` calls that train from ``(epoch, step_in_epoch)`` to the end:
     ``(initial_epoch, end_epoch, steps_per_epoch)`` each; the rest of a started epoch first.
 
     Raises:
         checkpoints.CheckpointError: the position lies past the end of an epoch of
-            ``steps_per_epoch`` steps (the config changed since the checkpoint).
+            ``steps_per_epoch`` steps (the config changed since the checkpoint), or is not a
+            multiple of ``steps_per_execution`` (the rest of the epoch would not end on a call).
     """
     if step_in_epoch >= steps_per_epoch:
         raise checkpoints.CheckpointError(
             f"the checkpoint is at step {step_in_epoch} of epoch {epoch + 1}, but an epoch now has "
             f"{steps_per_epoch} steps; resume with the run's batch size and steps_per_epoch"
+        )
+    if step_in_epoch % steps_per_execution:
+        raise checkpoints.CheckpointError(
+            f"the checkpoint is at step {step_in_epoch} of epoch {epoch + 1}, not a multiple of "
+            f"config.train.steps_per_execution={steps_per_execution}; resume with the run's steps_per_execution"
         )
     segments = []
     if step_in_epoch:
@@ -311,38 +347,78 @@ def fit_segments(epoch, step_in_epoch, epochs, steps_per_epoch):
     return segments
 
 
-def train(config, workdir):
+def check_distribution(config, strategy, steps_per_epoch):
+    """Raises ConfigError when the global batch does not split evenly among ``strategy``'s
+    replicas, or ``config.train.steps_per_execution`` does not divide an epoch."""
+    replicas = strategy.num_replicas_in_sync
+    if config.train.batch_size % replicas:
+        raise ConfigError(
+            f"config.train.batch_size={config.train.batch_size} (the global batch) must be a multiple of "
+            f"the {replicas} replicas of config.distribute.strategy={config.distribute.strategy!r}"
+        )
+    if steps_per_epoch % config.train.steps_per_execution:
+        raise ConfigError(
+            f"config.train.steps_per_execution={config.train.steps_per_execution} must divide the "
+            f"{steps_per_epoch} steps of an epoch"
+        )
+
+
+def train(config, workdir, strategy=None):
     """Trains (or resumes) the model of ``config`` in ``workdir``; returns the model.
 
     ``config.json`` is written once the run is known to start or to resume with a matching
     checkpoint, never before a mismatch is reported.
 
+    Args:
+        config: the run's config.
+        workdir: the run directory (read by every worker, written by the chief).
+        strategy: the ``tf.distribute.Strategy`` to train under (``distribute.make_strategy``);
+            None: TensorFlow's default, one device.
+
     Raises:
         StoppedBySignal: SIGINT or SIGTERM stopped the run (its state is saved first when
             it was training).
     """
-    make_output_directory(workdir, "workdir")
+    strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(config.train.seed)
     keras.mixed_precision.set_global_policy(MIXED_PRECISION_POLICIES[config.train.mixed_precision])
 
+    with distribute.writing_directory(workdir, strategy) as output:
+        model, val_split = _train(config, workdir, strategy, output)
+        if val_split is not None:
+            logging.info("Best validation: %s", checkpoints.read_best_record(output))
+            logging.info("Learning curve: %s", write_learning_curve(output, len(val_split)))
+    return model
+
+
+def _train(config, workdir, strategy, output):
+    """:func:`train` writing into ``output``: the model, and the validation split (None when
+    there was nothing left to train)."""
     with StopSignals() as stop:
         train_split = read_split(config.data, config.data.train_split)
         val_split = read_split(config.data, config.data.val_split)
-        model, state = resume_or_start(config, workdir)
-        best_record = checkpoints.read_best_record(workdir)
-        write_config(config, workdir)
-        position = state or {"epoch": 0, "step_in_epoch": 0, "batches": 0}
         steps_per_epoch = config.train.steps_per_epoch or len(train_split) // config.train.batch_size
-        segments = fit_segments(position["epoch"], position["step_in_epoch"], config.train.epochs, steps_per_epoch)
+        check_distribution(config, strategy, steps_per_epoch)
+        model, state = resume_or_start(config, workdir, strategy)
+        best_record = checkpoints.read_best_record(workdir)
+        write_config(config, output)
+        position = state or {"epoch": 0, "step_in_epoch": 0, "batches": 0}
+        segments = fit_segments(
+            position["epoch"],
+            position["step_in_epoch"],
+            config.train.epochs,
+            steps_per_epoch,
+            config.train.steps_per_execution,
+        )
         if not segments:
             logging.info("Already trained %d epochs (config.train.epochs=%d).", position["epoch"], config.train.epochs)
-            return model
-        trim_history(workdir, position["epoch"])
+            return model, None
+        trim_history(output, position["epoch"])
 
         counter = DecodeCounter((state or {}).get("decode"))
-        validation = EpochValidation(config, workdir, val_split, eval_dataset(config, val_split), counter, best_record)
+        validation = EpochValidation(config, output, val_split, eval_dataset(config, val_split), counter, best_record)
         checkpointing = TrainingCheckpoints(
-            workdir,
+            output,
             steps_per_epoch=steps_per_epoch,
             epochs=config.train.epochs,
             backup_every_steps=config.train.backup_every_steps,
@@ -354,12 +430,15 @@ def train(config, workdir):
         )
         callbacks = [
             validation,
-            keras.callbacks.CSVLogger(os.path.join(workdir, HISTORY_CSV), append=True),
-            keras.callbacks.TensorBoard(os.path.join(workdir, TENSORBOARD_DIR), update_freq="epoch"),
+            keras.callbacks.CSVLogger(os.path.join(output, HISTORY_CSV), append=True),
+            keras.callbacks.TensorBoard(os.path.join(output, TENSORBOARD_DIR), update_freq="epoch"),
             checkpointing,
         ]
         with dataset_errors():
-            stream = train_stream(config, model, train_split, counter)
+            with strategy.scope():
+                stream = train_stream(config, model, train_split, counter)
+            if strategy.num_replicas_in_sync > 1:
+                stream = numbered(stream)
             for initial_epoch, end_epoch, steps in segments:
                 stop.deferring = True
                 try:
@@ -374,6 +453,4 @@ def train(config, workdir):
                     )
                 finally:
                     stop.deferring = False
-    logging.info("Best validation: %s", checkpoints.read_best_record(workdir))
-    logging.info("Learning curve: %s", write_learning_curve(workdir, len(val_split)))
-    return model
+    return model, val_split

@@ -12,7 +12,8 @@ class TrainingCheckpoints(keras.callbacks.Callback):
 
     - after each epoch: ``epoch-NNNN.keras``;
     - every ``backup_every_steps`` steps inside an epoch (0: never): a step backup, so a
-      preempted run loses at most that many steps;
+      preempted run loses at most that many steps (with ``steps_per_execution`` > 1, at the
+      end of the call that reaches a multiple of ``backup_every_steps``);
     - on a stop request of ``stop`` (``StopSignals``, SIGINT/SIGTERM): a step backup at the
       end of the current step, then :class:`StoppedBySignal`. A request during the epoch's
       last step or its validation is acted on once the epoch's checkpoint is written; after
@@ -50,21 +51,27 @@ class TrainingCheckpoints(keras.callbacks.Callback):
         self.step_in_epoch = state.get("step_in_epoch", 0)
         self.batches = state.get("batches", 0)
         self._metrics_to_restore = state if self.step_in_epoch else None
+        self._fit_epoch_start = (self.step_in_epoch, self.batches)
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._fit_epoch_start = (self.step_in_epoch, self.batches)
         if self._metrics_to_restore is not None:
             run_state.restore_epoch_metrics(self.model, self._metrics_to_restore)
             self._metrics_to_restore = None
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step_in_epoch += 1
-        self.batches += 1
+        """``batch``: the index of the last step done in this ``fit`` epoch (Keras calls this
+        once per ``steps_per_execution`` steps)."""
+        previous = self.step_in_epoch
+        start_step, start_batches = self._fit_epoch_start
+        self.step_in_epoch, self.batches = start_step + batch + 1, start_batches + batch + 1
         if self.step_in_epoch >= self.steps_per_epoch:
             return
         if self.stop.requested is not None:
             state = self._save()
             raise StoppedBySignal(self.stop.requested, self._resume_message(state))
-        if self.backup_every_steps and self.step_in_epoch % self.backup_every_steps == 0:
+        every = self.backup_every_steps
+        if every and self.step_in_epoch // every > previous // every:
             self._save()
 
     def on_epoch_end(self, epoch, logs=None):

@@ -3,7 +3,13 @@
 import pytest
 
 from configs import cvact, cvusa, synthetic
-from cvft_tf.config_schema import ConfigError, check_dataset_sections, check_model_section, check_train_section
+from cvft_tf.config_schema import (
+    ConfigError,
+    check_dataset_sections,
+    check_distribute_section,
+    check_model_section,
+    check_train_section,
+)
 
 
 def test_the_shipped_configs_pass():
@@ -12,6 +18,7 @@ def test_the_shipped_configs_pass():
         config.data.root = "/data"
         check_model_section(config)
         check_dataset_sections(config)
+        check_distribute_section(config)
         check_train_section(config)
 
 
@@ -37,6 +44,17 @@ def test_the_shipped_configs_pass():
             "float8",
             "config.train.mixed_precision must be one of ('', 'float16', 'bfloat16'), got 'float8'",
         ),
+        ("train.steps_per_execution", 0, "config.train.steps_per_execution must be a positive integer, got 0"),
+        (
+            "distribute.strategy",
+            "horovod",
+            "config.distribute.strategy must be one of ('default', 'mirrored', 'multi_worker', 'tpu'), got 'horovod'",
+        ),
+        (
+            "distribute.logical_cpus",
+            -2,
+            "config.distribute.logical_cpus must be 0 (no split) or a positive integer, got -2",
+        ),
     ],
 )
 def test_config_values_the_commands_cannot_use(field, value, message):
@@ -47,8 +65,18 @@ def test_config_values_the_commands_cannot_use(field, value, message):
     with pytest.raises(ConfigError) as caught:
         check_model_section(config)
         check_dataset_sections(config)
+        check_distribute_section(config)
         check_train_section(config)
     assert str(caught.value).startswith(message)
+
+
+def test_xla_is_refused_with_a_strategy_of_several_devices_per_program():
+    config = cvusa.get_config("smoke")
+    config.train.jit_compile = True
+    check_train_section(config)
+    config.distribute.strategy = "mirrored"
+    with pytest.raises(ConfigError, match="config.train.jit_compile cannot be used with config.distribute.strategy"):
+        check_train_section(config)
 
 
 def test_a_cvact_split_that_does_not_exist():

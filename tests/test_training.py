@@ -3,6 +3,7 @@ Adam's epsilon is the original's, the best model follows the documented order.""
 
 import json
 import os
+import types
 
 import keras
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 
 from configs import synthetic as synthetic_config
 from cvft_tf import checkpoints, training
+from cvft_tf.config_schema import ConfigError
+from cvft_tf.training_checkpoints import TrainingCheckpoints
 from tests.data.fixtures import write_cvusa_train_val
 
 RAW_GROUND = (32, 176)
@@ -86,6 +89,38 @@ def test_fit_segments_finish_a_started_epoch_first():
     assert training.fit_segments(3, 0, 3, 4) == []
     with pytest.raises(checkpoints.CheckpointError, match="at step 4 of epoch 2, but an epoch now has 4 steps"):
         training.fit_segments(1, 4, 3, 4)
+
+
+def test_fit_segments_with_several_steps_per_call_resume_on_a_call_boundary():
+    assert training.fit_segments(1, 2, 3, 4, steps_per_execution=2) == [(1, 2, 2), (2, 3, 4)]
+    with pytest.raises(checkpoints.CheckpointError, match="not a multiple of config.train.steps_per_execution=2"):
+        training.fit_segments(1, 3, 3, 4, steps_per_execution=2)
+
+
+def test_a_global_batch_that_the_replicas_cannot_share_is_refused():
+    config = synthetic_config.get_config("smoke")
+    three_replicas = types.SimpleNamespace(num_replicas_in_sync=3)
+    with pytest.raises(ConfigError, match=r"batch_size=4 \(the global batch\) must be a multiple of the 3 replicas"):
+        training.check_distribution(config, three_replicas, steps_per_epoch=2)
+    config.train.steps_per_execution = 3
+    with pytest.raises(ConfigError, match="steps_per_execution=3 must divide the 2 steps of an epoch"):
+        training.check_distribution(config, types.SimpleNamespace(num_replicas_in_sync=2), steps_per_epoch=2)
+
+
+def test_checkpoint_positions_count_every_step_of_a_multi_step_call():
+    saved = []
+    callback = TrainingCheckpoints(
+        "unused", steps_per_epoch=8, epochs=1, backup_every_steps=3, keep=1, counter=None,
+        best_r1=lambda: None, stop=types.SimpleNamespace(requested=None),
+        resume_state={"epoch": 0, "step_in_epoch": 2, "batches": 2},
+    )  # fmt: skip
+    callback._save = lambda: saved.append((callback.step_in_epoch, callback.batches))
+    callback._metrics_to_restore = None
+    callback.on_epoch_begin(0)
+    for end_step in (1, 3, 5):  # Keras' end_step of each call of 2 steps, in a fit of the 6 steps left
+        callback.on_train_batch_end(end_step)
+    assert (callback.step_in_epoch, callback.batches) == (8, 8)
+    assert saved == [(4, 4), (6, 6)]  # the calls that reach steps 3 and 6
 
 
 def test_a_resumed_run_drops_the_history_rows_it_will_log_again(tmp_path):

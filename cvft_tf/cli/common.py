@@ -3,10 +3,11 @@
 import functools
 import os
 
-from absl import logging
+from absl import flags, logging
 
 from cvft_tf import checkpoints
-from cvft_tf.config_schema import ConfigError
+from cvft_tf.config_schema import ConfigError, check_distribute_section
+from cvft_tf.distribute import STRATEGIES, StrategyError, make_strategy
 from cvft_tf.cli.exits import exit_with_user_error
 from cvft_tf.data.pipeline import DatasetError
 from cvft_tf.evaluation.compare import EvaluationFolderError
@@ -28,6 +29,7 @@ USER_ERRORS = (
     OutputDirectoryError,
     LocalizationError,
     FileNotFoundError,
+    StrategyError,
 )
 """Errors caused by the user's input: reported as a message and exit status 2, no traceback."""
 
@@ -43,6 +45,41 @@ def reports_user_errors(main):
             exit_with_user_error(error)
 
     return wrapped
+
+
+def define_strategy_flags():
+    """``--strategy`` and ``--logical_cpus``, which override ``config.distribute``; returns the flag holders."""
+    strategy = flags.DEFINE_enum(
+        "strategy", None, list(STRATEGIES), "tf.distribute strategy; sets config.distribute.strategy."
+    )
+    logical_cpus = flags.DEFINE_integer(
+        "logical_cpus", None, "Split the CPU into N logical devices; sets config.distribute.logical_cpus."
+    )
+    return strategy, logical_cpus
+
+
+def apply_strategy_flags(config, strategy_flag, logical_cpus_flag):
+    """Applies ``--strategy`` / ``--logical_cpus`` to ``config.distribute`` and checks that section.
+
+    Raises:
+        ConfigError: an unknown strategy or a negative count.
+    """
+    if strategy_flag.value is not None:
+        config.distribute.strategy = strategy_flag.value
+    if logical_cpus_flag.value is not None:
+        config.distribute.logical_cpus = logical_cpus_flag.value
+    check_distribute_section(config)
+
+
+def configured_strategy(config):
+    """The strategy of ``config.distribute``, made before anything else initialises TensorFlow's devices.
+
+    Raises:
+        StrategyError: it cannot be made here.
+    """
+    strategy = make_strategy(config.distribute.strategy, config.distribute.logical_cpus, config.distribute.tpu)
+    logging.info("Strategy %s: %d replica(s) in sync", config.distribute.strategy, strategy.num_replicas_in_sync)
+    return strategy
 
 
 def load_trained_model(config, workdir, weights=None):

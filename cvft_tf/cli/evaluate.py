@@ -17,6 +17,10 @@ prints r@1, r@5, r@10, r@1% with their chance levels and writes into ``DIR/eval`
 * ``recall_curve.png`` (with the curves of ``--compare`` workdirs), ``retrievals.png``
   (top-5 per query, green/red borders), ``feature_alignment.png`` and
   ``transport_plan.png`` (map variants).
+
+``--strategy`` / ``--logical_cpus`` (``config.distribute``) embed the split with each batch
+split among the strategy's replicas; with ``multi_worker`` every worker embeds its share
+and only the chief writes.
 """
 
 import os
@@ -25,8 +29,14 @@ import numpy as np
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from cvft_tf import checkpoints
-from cvft_tf.cli.common import load_trained_model, reports_user_errors
+from cvft_tf import checkpoints, distribute
+from cvft_tf.cli.common import (
+    apply_strategy_flags,
+    configured_strategy,
+    define_strategy_flags,
+    load_trained_model,
+    reports_user_errors,
+)
 from cvft_tf.config_schema import check_dataset_sections, check_model_section
 from cvft_tf.cli.exits import run_command
 from cvft_tf.evaluation import compare, embed, figure_sources, figures, recall, scoring
@@ -43,6 +53,7 @@ _COMPARE = flags.DEFINE_list("compare", [], "Other workdirs whose eval/metrics.j
 _BACKEND = flags.DEFINE_enum(
     "backend", None, ["numpy", "tensorflow"], "Distance blocks in numpy or TensorFlow (GPU); sets config.eval.backend."
 )
+_STRATEGY, _LOGICAL_CPUS = define_strategy_flags()
 flags.mark_flags_as_required(["config", "workdir"])
 
 REPORTED = recall.REPORTED_METRICS
@@ -130,15 +141,20 @@ def main(argv):
         config.eval.backend = _BACKEND.value
     check_model_section(config)
     check_dataset_sections(config)
+    apply_strategy_flags(config, _STRATEGY, _LOGICAL_CPUS)
+    strategy = configured_strategy(config)
+    chief = distribute.is_chief(strategy)
     out_dir = _OUT.value or os.path.join(_WORKDIR.value, "eval")
     other_curves = compared_curves(_COMPARE.value)
 
     split = read_split(config.data, config.eval.split)
-    model = load_trained_model(config, _WORKDIR.value, _WEIGHTS.value)
-    make_output_directory(out_dir, "evaluation output directory")
+    with strategy.scope():
+        model = load_trained_model(config, _WORKDIR.value, _WEIGHTS.value)
+    if chief:
+        make_output_directory(out_dir, "evaluation output directory")
     dataset = eval_dataset(config, split)
     logging.info("Embedding %d pairs of %s", len(split), split.name)
-    embeddings = embed.embed_split(model, dataset)
+    embeddings = embed.embed_split(model, dataset, strategy)
     geo_radius = config.eval.geo_radius_m if config.eval.split == "test" else None
     metrics = scoring.score(
         embeddings,
@@ -158,6 +174,9 @@ def main(argv):
         one_percent_k=recall.top_one_percent_k(len(embeddings.aerial)),
         backend=config.eval.backend,
     )
+    if not chief:
+        logging.info("r@1 %.2f; the chief writes the results.", metrics["r@1"])
+        return
 
     save_npy_atomic(embeddings.ground, os.path.join(out_dir, "ground_descriptors.npy"))
     save_npy_atomic(embeddings.aerial, os.path.join(out_dir, "aerial_descriptors.npy"))

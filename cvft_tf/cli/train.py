@@ -4,6 +4,10 @@ Any config field can be overridden: ``--config.train.epochs=3``,
 ``--config.data.root=/data/CVUSA``; a misspelt field is an error. With
 ``--config.train.deterministic`` the data order is fixed and TensorFlow's ops run
 deterministically (``tf.config.experimental.enable_op_determinism``, for the whole process).
+
+``--strategy=default|mirrored|multi_worker|tpu`` (``config.distribute.strategy``) trains
+under that ``tf.distribute`` strategy, ``--logical_cpus=N`` splits the CPU into N devices
+first (``cvft_tf.distribute``); ``config.train.batch_size`` is then the global batch.
 """
 
 import tensorflow as tf
@@ -11,12 +15,13 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from cvft_tf import training
-from cvft_tf.cli.common import reports_user_errors
+from cvft_tf.cli.common import apply_strategy_flags, configured_strategy, define_strategy_flags, reports_user_errors
 from cvft_tf.config_schema import check_dataset_sections, check_model_section, check_train_section
 from cvft_tf.cli.exits import run_command
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, TensorBoard, config.json.")
+_STRATEGY, _LOGICAL_CPUS = define_strategy_flags()
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -26,10 +31,12 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     check_model_section(_CONFIG.value)
     check_dataset_sections(_CONFIG.value)
+    apply_strategy_flags(_CONFIG.value, _STRATEGY, _LOGICAL_CPUS)
     check_train_section(_CONFIG.value)
+    strategy = configured_strategy(_CONFIG.value)
     if _CONFIG.value.train.deterministic:
         tf.config.experimental.enable_op_determinism()
-    training.train(_CONFIG.value, _WORKDIR.value)
+    training.train(_CONFIG.value, _WORKDIR.value, strategy)
 
 
 def run():

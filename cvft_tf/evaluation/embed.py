@@ -37,16 +37,21 @@ class Embeddings:
     heading: np.ndarray | None = None
 
 
-def embed_split(model, dataset):
+def embed_split(model, dataset, strategy=None):
     """Runs both encoders over an evaluation dataset (every pair once, in order).
 
     Args:
         model: a ``CrossViewModel``.
-        dataset: batches with ``ground``, ``aerial`` and optionally ``utm`` and ``heading_deg``.
+        dataset: batches with ``ground``, ``aerial``, ``index`` (each pair's place in the
+            split) and optionally ``utm`` and ``heading_deg``.
+        strategy: a ``tf.distribute.Strategy`` of several replicas to split each batch
+            among (:func:`embed_split_distributed`); None: one device.
 
     Returns:
         :class:`Embeddings`.
     """
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        return embed_split_distributed(model, dataset, strategy)
 
     encode = _encoder(model)
     grounds, aerials, utms, headings = [], [], [], []
@@ -67,3 +72,50 @@ def embed_split(model, dataset):
         np.concatenate(utms) if utms else None,
         np.concatenate(headings) if headings else None,
     )
+
+
+def embed_split_distributed(model, dataset, strategy):
+    """:func:`embed_split` with each batch split among ``strategy``'s replicas.
+
+    Every replica encodes its slice, and the slices of all replicas (and workers) are
+    gathered; the pairs are put back in split order by their ``index``, whatever order the
+    strategy handed the slices out in. A batch whose size is not a multiple of the replicas
+    (the last one) is padded with blank pairs of ``index`` -1, dropped after the gather: a
+    replica left with no pair would fail in the convolutions.
+    """
+
+    @tf.function
+    def encode(batch):
+        out = model({"ground": batch["ground"], "aerial": batch["aerial"]}, training=False)
+        kept = {key: batch[key] for key in ("index", "utm", "heading_deg") if key in batch}
+        return {**out, **kept}
+
+    parts = {}
+    padded = dataset.map(lambda batch: pad_to_multiple(batch, strategy.num_replicas_in_sync))
+    with dataset_errors():
+        for batch in strategy.experimental_distribute_dataset(padded):
+            for key, value in strategy.run(encode, args=(batch,)).items():
+                parts.setdefault(key, []).append(strategy.gather(value, axis=0).numpy())
+    if not parts:
+        raise ValueError("The evaluation split is empty.")
+    gathered = {key: np.concatenate(values) for key, values in parts.items()}
+    kept = np.flatnonzero(gathered["index"] >= 0)
+    order = kept[np.argsort(gathered["index"][kept], kind="stable")]
+    utm = gathered["utm"][order] if "utm" in gathered else None
+    heading = gathered["heading_deg"][order] if "heading_deg" in gathered else None
+    return Embeddings(gathered["ground"][order], gathered["aerial"][order], utm, heading)
+
+
+def pad_to_multiple(batch, multiple):
+    """``batch`` (a dict of ``[b, ...]`` with ``index`` ``[b]``) with blank rows added up to a
+    multiple of ``multiple``: zeros, and ``index`` -1."""
+    rows = tf.shape(batch["index"])[0]
+    missing = (multiple - rows % multiple) % multiple
+
+    def padded(value):
+        blank = tf.zeros(tf.concat([[missing], tf.shape(value)[1:]], axis=0), value.dtype)
+        return tf.concat([value, blank], axis=0)
+
+    result = {key: padded(value) for key, value in batch.items()}
+    result["index"] = tf.concat([batch["index"], -tf.ones([missing], batch["index"].dtype)], axis=0)
+    return result

@@ -30,7 +30,7 @@ from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.evaluation.recall import recall_at_1
 from cvft_tf.feature_cache import AERIAL_FEATURES, GROUND_FEATURES
 from cvft_tf.layers.polar import PolarTransform
-from cvft_tf.models import frozen_stem
+from cvft_tf.models import frozen_stem, replicas
 from cvft_tf.models.backbones import VGG16Backbone
 from cvft_tf.models.optimizer_step import minimize
 from cvft_tf.models.parts import Part, fields_of
@@ -111,8 +111,10 @@ class CrossViewModel(keras.Model):
     ``train_step`` / ``test_step`` read batches of that dict form, or batches of the frozen
     stems' features ``{"ground_features", "aerial_features"}`` (``cvft_tf.feature_cache``),
     which go through the heads of :meth:`frozen_stem` only; the matcher scores them (a batch
-    with ``"distance_sq"`` ``[B, B]``, CVACT, masks same-place negatives). Metrics: ``loss``
-    and in-batch ``recall@1`` (ground queries).
+    with ``"distance_sq"`` ``[B, B]``, CVACT, masks same-place negatives). Under a
+    ``tf.distribute`` strategy each replica scores its pairs against the whole global batch
+    (``models.replicas``). Metrics: ``loss`` and in-batch ``recall@1`` (ground queries) of
+    the global batch.
 
     Args:
         variant: a preset of parts (``models.presets.PRESETS``): ``"cvft"``, ``"vgg_conv"``,
@@ -250,22 +252,38 @@ class CrossViewModel(keras.Model):
             ground = self.ground_encoder(batch["ground"], training=training)
         return {"ground": ground, "aerial": split.aerial.head(batch[AERIAL_FEATURES], training=training)["descriptor"]}
 
-    def train_step(self, batch):
-        def batch_loss():
-            descriptors = self.descriptors(batch, training=True)
-            return self.batch_loss(descriptors, batch), descriptors
+    def global_batch_loss(self, batch, training=False):
+        """The loss of the whole global batch and its descriptors ``{"ground": [B, D], "aerial": [B, D]}``.
 
-        loss, descriptors = minimize(self, batch_loss)
+        Under a ``tf.distribute`` strategy each replica embeds its slice of the batch and
+        scores the descriptors of every replica (``replicas.global_batch``); on one device
+        this is :meth:`batch_loss` of :meth:`descriptors`.
+        """
+        descriptors, scored = replicas.global_batch(self.descriptors(batch, training=training), batch)
+        return self.batch_loss(descriptors, scored), descriptors
+
+    def train_step(self, batch):
+        loss, descriptors = minimize(self, lambda: self.global_batch_loss(batch, training=True))
         return self._update_metrics(loss, descriptors)
 
     def test_step(self, batch):
-        descriptors = self.descriptors(batch, training=False)
-        return self._update_metrics(self.batch_loss(descriptors, batch), descriptors)
+        return self._update_metrics(*self.global_batch_loss(batch))
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Builds the optimizer in the strategy's scope; the model is built when it is made.
+
+        Keras' own version first reduces a batch over the replicas, which
+        ``MultiWorkerMirroredStrategy`` cannot do for a batch that is a dict
+        (keras-team/keras#20329), and reads that batch from the training stream.
+        """
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
 
     def _update_metrics(self, loss, descriptors):
         self.loss_tracker.update_state(loss)
         self.recall_tracker.update_state(recall_at_1(self.matcher.distances(descriptors)))
-        return {metric.name: metric.result() for metric in self.metrics}
+        return replicas.step_logs({metric.name: metric.result() for metric in self.metrics})
 
     def settings(self):
         """The model's settings by name, as a flat ``config.model`` gives them: ``variant``,
