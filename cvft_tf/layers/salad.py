@@ -109,19 +109,48 @@ def dustbin_log_marginals(num_features, num_clusters):
     """SALAD's log marginals (``get_matching_probs`` of the authors' code).
 
     Args:
-        num_features: n, int or scalar int tensor (must exceed ``num_clusters``).
+        num_features: n, int or scalar int tensor (should exceed ``num_clusters``).
         num_clusters: m, Python int.
 
     Returns:
         ``(norm, log_a, log_b)``: scalar ``-log(n + m)``; ``[m + 1]`` row marginals (``norm``
-        for each cluster, ``norm + log(n - m)`` for the dustbin); ``[n]`` column marginals
-        (``norm``). All float32.
+        for each cluster, ``norm + log(max(n - m, 1))`` for the dustbin); ``[n]`` column
+        marginals (``norm``). All float32. For ``n > m`` this is the authors' ``log(n - m)``;
+        the ``max`` only keeps the marginals finite for ``n <= m``, which :class:`SALAD`
+        refuses (see :func:`assert_more_features_than_clusters`) except under XLA, where
+        TensorFlow drops assertions and this fallback keeps the output finite.
     """
     n = tf.cast(num_features, tf.float32)
     norm = -tf.math.log(n + num_clusters)
-    log_a = tf.concat([tf.fill([num_clusters], norm), [norm + tf.math.log(n - num_clusters)]], axis=0)
+    dustbin_mass = tf.maximum(n - num_clusters, 1.0)
+    log_a = tf.concat([tf.fill([num_clusters], norm), [norm + tf.math.log(dustbin_mass)]], axis=0)
     log_b = tf.fill(tf.reshape(tf.cast(num_features, tf.int32), [1]), norm)
     return norm, log_a, log_b
+
+
+def check_more_features_than_clusters(height, width, num_clusters):
+    """Raises ``ValueError`` when a known ``height x width`` map has no more positions than clusters.
+
+    SALAD's dustbin receives mass ``n - m`` (n = H*W local features, m clusters), so it needs
+    ``n > m``; with ``n <= m`` the authors' ``log(n - m)`` is NaN. Unknown sizes (``None``)
+    pass: :func:`assert_more_features_than_clusters` checks them when the layer runs.
+    """
+    if height is not None and width is not None and height * width <= num_clusters:
+        raise ValueError(
+            f"SALAD needs more local features than clusters (the dustbin's mass is n - m): "
+            f"got n = {height}x{width} = {height * width} and m = {num_clusters}. Use larger "
+            f"images (n = (H/14)*(W/14) for DINOv2) or fewer clusters."
+        )
+
+
+def assert_more_features_than_clusters(num_features, num_clusters):
+    """Runtime check of ``n > m`` for maps of unknown size: an op that fails with
+    ``tf.errors.InvalidArgumentError`` naming n and m (eager and graph mode; XLA drops it)."""
+    return tf.debugging.Assert(
+        num_features > num_clusters,
+        ["SALAD needs more local features than clusters (the dustbin's mass is n - m); n = H*W =",
+         num_features, "m =", num_clusters],
+    )
 
 
 def _torch_default_initializers(fan_in):
@@ -148,7 +177,10 @@ class SALAD(keras.layers.Layer):
         dustbin_init: initial dustbin score z (1.0).
 
     Call args:
-        local_features: ``[B, H, W, C]`` (DINOv2 patch tokens); ``H*W`` must exceed m.
+        local_features: ``[B, H, W, C]`` (DINOv2 patch tokens); ``n = H*W`` must exceed m:
+            a ``ValueError`` when built or called with known sizes, an
+            ``InvalidArgumentError`` when run with unknown ones (under XLA, which drops
+            that check, the dustbin mass ``max(n - m, 1)`` keeps the output finite).
         token: ``[B, C]`` global token (DINOv2 class token).
         training: enables dropout.
 
@@ -190,11 +222,7 @@ class SALAD(keras.layers.Layer):
 
     def build(self, local_features_shape, token_shape):
         _, height, width, channels = local_features_shape
-        if height is not None and width is not None and height * width <= self.num_clusters:
-            raise ValueError(
-                f"SALAD needs more local features than clusters (the dustbin's mass is n - m): "
-                f"got n = {height}x{width} = {height * width} and m = {self.num_clusters}."
-            )
+        check_more_features_than_clusters(height, width, self.num_clusters)
         if token_shape[-1] != channels:
             raise ValueError(f"local features have {channels} channels but the token has {token_shape[-1]}.")
 
@@ -232,6 +260,10 @@ class SALAD(keras.layers.Layer):
     def call(self, local_features, token, training=None):
         batch = tf.shape(local_features)[0]
         num_features = tf.shape(local_features)[1] * tf.shape(local_features)[2]
+        _, height, width, _ = local_features.shape
+        check_more_features_than_clusters(height, width, self.num_clusters)
+        with tf.control_dependencies([assert_more_features_than_clusters(num_features, self.num_clusters)]):
+            local_features = tf.identity(local_features)
         hidden = tf.nn.relu(self.cluster_dropout(self.cluster_hidden(local_features), training=training))
         features = self.cluster_output(hidden)
         hidden = tf.nn.relu(self.score_dropout(self.score_hidden(local_features), training=training))

@@ -166,6 +166,37 @@ def test_needs_more_features_than_clusters():
         built_salad(1, 5, 4)
 
 
+def unknown_size_call(layer, jit_compile=False):
+    spec = tf.TensorSpec([None, None, None, 4], tf.float32)
+    return tf.function(
+        lambda x, token: layer(x, token)["descriptor"],
+        input_signature=[spec, tf.TensorSpec([None, 4], tf.float32)],
+        jit_compile=jit_compile,
+    )
+
+
+@pytest.mark.parametrize("height,width", [(1, 5), (2, 2)])
+def test_too_few_features_of_unknown_size_fail_at_run_time_not_nan(height, width):
+    layer = built_salad(None, None, 4)
+    x, token = np.ones((2, height, width, 4), np.float32), np.ones((2, 4), np.float32)
+    with pytest.raises(ValueError, match="more local features than clusters"):
+        layer(x, token)  # eager: the sizes are known when called
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more local features than clusters"):
+        unknown_size_call(layer)(x, token)
+    enough = np.ones((2, 2, 3, 4), np.float32)
+    assert np.isfinite(unknown_size_call(layer)(enough, token).numpy()).all()
+
+
+def test_xla_which_drops_the_check_gives_finite_descriptors():
+    layer = built_salad(None, None, 4)
+    x = np.random.default_rng(0).normal(size=(2, 1, 5, 4)).astype(np.float32)
+    descriptor = unknown_size_call(layer, jit_compile=True)(x, np.ones((2, 4), np.float32)).numpy()
+    assert np.isfinite(descriptor).all()
+    np.testing.assert_allclose(np.linalg.norm(descriptor, axis=1), 1.0, atol=1e-5)
+    _, log_a, _ = dustbin_log_marginals(5, 5)
+    assert np.isfinite(log_a.numpy()).all() and log_a.numpy()[-1] == pytest.approx(-math.log(10))
+
+
 def test_gradients_are_finite_and_reach_every_weight():
     rng = np.random.default_rng(3)
     layer = built_salad(3, 3, 8)
