@@ -5,12 +5,34 @@ distance 0 to that image: the expected recalls follow from the layout's positive
 """
 
 import csv
+import json
 import os
 import shutil
 
 import cv2
 import numpy as np
 import scipy.io
+
+DATABASE = ["a/0.png", "a/1.png", "b/2.jpg", "b/3.png", "c/4.png", "c/5.png"]
+"""Database images of the ``lists`` layout (sorted: their indices are their positions)."""
+
+QUERIES = {"q0.png": ["a/0.png"], "q1.png": ["b/2.jpg", "a/1.png"], "q2.png": ["c/4.png"]}
+"""Query -> positives of the ``lists`` layout; each query is a copy of its first positive."""
+
+
+def write_lists(root):
+    """``root/database``, ``root/queries`` (plus a text file, not an image) and ``root/gt.json``."""
+    for index, name in enumerate(DATABASE):
+        write_image(os.path.join(root, "database", name), seed=index, size=(40 + 4 * index, 50))
+    os.makedirs(os.path.join(root, "queries"))
+    for query, positives in QUERIES.items():
+        image = cv2.imread(os.path.join(root, "database", positives[0]))
+        cv2.imwrite(os.path.join(root, "queries", query), image)
+    with open(os.path.join(root, "queries", "notes.txt"), "w") as file:
+        file.write("not an image")
+    with open(os.path.join(root, "gt.json"), "w") as file:
+        json.dump(QUERIES, file)
+
 
 PITTSBURGH_DATABASE = {
     "000/000000_pitch1_yaw1.png": (0.0, 0.0),
@@ -34,7 +56,7 @@ PITTSBURGH_POSITIVES = [[0, 1, 2], [5], []]
 
 
 def write_image(path, seed, size=(36, 44)):
-    """A noise PNG at ``path`` (parents created)."""
+    """A noise image at ``path`` (its format from the extension; parents created)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     cv2.imwrite(str(path), np.random.default_rng(seed).integers(0, 256, size=(*size, 3), dtype=np.uint8))
 
