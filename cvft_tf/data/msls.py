@@ -12,7 +12,7 @@ Under the dataset root, each city has ``train_val/<city>/{query,database}/`` wit
 The validation cities are ``cph`` and ``sf``, in that order. The positives of a query are the
 database images of its city within 25 m (``evaluate.py --threshold``, distance <= radius as
 scikit-learn's ``radius_neighbors``); queries without any are left out of the evaluation, as the
-authors' ``qIdx`` does (MSLS-val: 740 of the 747 queries are kept, as in SALAD's lists).
+authors' ``qIdx`` does (SALAD's MSLS-val lists likewise evaluate 740 of their 747 query images).
 """
 
 import csv
