@@ -53,7 +53,8 @@ class PlaceSet:
 
 def radius_positives(query_utm, database_utm, radius):
     """Database images within ``radius`` metres of each query (distance <= radius, as NetVLAD's
-    ``closePosition.m`` and scikit-learn's ``radius_neighbors`` in the MSLS code).
+    ``closePosition.m`` and scikit-learn's ``radius_neighbors`` in the MSLS code; CVACT's geo
+    recall in ``evaluation.recall`` keeps its original's strict ``<``).
 
     Args:
         query_utm: ``[num_queries, 2]`` easting, northing in metres.

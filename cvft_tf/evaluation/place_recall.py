@@ -11,7 +11,7 @@ The K nearest images are ordered by distance, a tie by the lower database index 
 sort), so the saved predictions and the recall agree exactly. A query without positives never
 counts as correct: NetVLAD and SALAD's Pittsburgh lists keep such queries (they lower the
 recall), while MSLS and SALAD's MSLS-val lists leave them out of the query set beforehand
-(``cvft_tf.data.place_layouts``).
+(``cvft_tf.data.msls``, ``cvft_tf.data.salad_lists``).
 
 The distance block is computed ``chunk_size`` queries at a time, ``[chunk, num_database]``
 (64 MiB in float32 for 256 queries and 65,536 images).
