@@ -30,8 +30,8 @@ file (``model.save_weights``) of the model built from ``--model_config``, a JSON
 ``PlaceRecognitionModel`` keyword arguments (``backbone_kwargs``, ``salad_kwargs``,
 ``input_format``; default DINOv2 ViT-B/14 + SALAD's defaults).
 
-``--out DIR`` receives, each written whole or not at all (a failed run leaves an earlier
-result as it was), ``predictions.npz`` then ``metrics.json``:
+``--out DIR`` receives two files, both written in full under temporary names before either is
+renamed into place (a failed run leaves an earlier result as it was):
 
 * ``predictions.npz``: ``indices`` int64 ``[num_queries, top_k]`` (database indices, nearest
   first; ties: lower index first), ``distances`` float32 (squared L2), ``is_positive`` bool,
@@ -50,7 +50,6 @@ import keras
 import numpy as np
 from absl import app, flags, logging
 
-from cvft_tf.checkpoints import write_json_atomic
 from cvft_tf.cli.exits import exit_with_user_error, run_command
 from cvft_tf.data.msls import POSITIVE_RADIUS_M, VAL_CITIES, read_msls
 from cvft_tf.data.pipeline import FileIndex
@@ -74,6 +73,9 @@ LAYOUT_FLAGS = {
     "salad_npy": (("lists", "root"), ()),
 }
 """Layout -> (flags it needs, flags it may take)."""
+
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.npz"
 
 DEFAULT_TOP_K = 25
 """Nearest database images saved per query (SALAD's ``eval.py`` searches 25)."""
@@ -238,18 +240,28 @@ def check_images_exist(paths, what):
         raise FileNotFoundError(f"{len(missing)} of the {len(paths)} {what} images are missing, e.g. {missing[:3]}")
 
 
-def write_predictions(path, place_set, indices, distances):
-    """``predictions.npz`` (module docstring), written whole or not at all."""
+def write_outputs(out_dir, place_set, indices, distances, metrics):
+    """Writes ``predictions.npz`` and ``metrics.json`` (module docstring) into ``out_dir``.
+
+    Both are written in full under temporary names, then renamed, predictions first: an error
+    while writing either leaves both earlier files as they were.
+    """
     is_positive = np.stack([np.isin(row, p) for row, p in zip(indices, place_set.positives)])
-    with atomic_path(path) as partial, open(partial, "wb") as file:
-        np.savez(
-            file,
-            indices=indices,
-            distances=distances.astype(np.float32),
-            is_positive=is_positive,
-            query_names=np.asarray(place_set.query_names, str),
-            database_names=np.asarray(place_set.database_names, str),
-        )
+    with (
+        atomic_path(os.path.join(out_dir, METRICS_FILE)) as metrics_partial,
+        atomic_path(os.path.join(out_dir, PREDICTIONS_FILE)) as predictions_partial,
+    ):
+        with open(predictions_partial, "wb") as file:
+            np.savez(
+                file,
+                indices=indices,
+                distances=distances.astype(np.float32),
+                is_positive=is_positive,
+                query_names=np.asarray(place_set.query_names, str),
+                database_names=np.asarray(place_set.database_names, str),
+            )
+        with open(metrics_partial, "w") as file:
+            json.dump(metrics, file, indent=2, sort_keys=True)
 
 
 def evaluate(
@@ -285,8 +297,7 @@ def evaluate(
         excluded_queries=place_set.excluded_queries,
     )
     if out_dir is not None:
-        write_predictions(os.path.join(out_dir, "predictions.npz"), place_set, indices, distances)
-        write_json_atomic(metrics, os.path.join(out_dir, "metrics.json"))
+        write_outputs(out_dir, place_set, indices, distances, metrics)
     return metrics
 
 

@@ -8,6 +8,7 @@ import pytest
 from absl import app, flags
 
 from cvft_tf.cli import evaluate_place
+from cvft_tf.data.place_sets import PlaceSet
 from cvft_tf.interop.imagenet import WeightsFileError
 from cvft_tf.models.place_recognition import PlaceRecognitionModel
 from tests.data.place_fixtures import (
@@ -215,3 +216,16 @@ def test_a_failed_run_leaves_the_earlier_outputs(folders, tiny_model, capsys):
     assert exit_info.value.code == 2
     assert f"error: {folders / 'database' / 'c' / '5.png'} is truncated" in capsys.readouterr().err
     assert {path.name: path.read_bytes() for path in (folders / "eval").iterdir()} == before
+
+
+def test_outputs_are_written_together_or_not_at_all(tmp_path):
+    place_set = PlaceSet("lists", "q", "d", ["q0.png"], ["d0.png", "d1.png"], [np.array([1])])
+    indices, distances = np.array([[1, 0]]), np.array([[0.5, 2.0]], np.float32)
+    evaluate_place.write_outputs(str(tmp_path), place_set, indices, distances, {"recall@1": 1.0})
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    assert sorted(before) == ["metrics.json", "predictions.npz"]
+    with pytest.raises(TypeError):  # metrics.json cannot be written: neither file changes
+        evaluate_place.write_outputs(str(tmp_path), place_set, indices[:, ::-1], distances, {"recall@1": object()})
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    _, predictions = read_outputs(tmp_path)
+    np.testing.assert_array_equal(predictions["is_positive"], [[True, False]])
