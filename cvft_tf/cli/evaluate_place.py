@@ -1,11 +1,28 @@
-"""``cvft-eval-place --weights FILE --query_dir Q --database_dir D --ground_truth GT --out DIR``.
+"""``cvft-eval-place --weights FILE --layout L ... --out DIR``: R@1/5/10 of a place recognition model.
 
-Embeds every image of a query folder and of a database folder with a DINOv2-SALAD
-:class:`~cvft_tf.models.place_recognition.PlaceRecognitionModel`, prints R@1, R@5, R@10
-(each query is correct at K when one of its K nearest database images is one of its
-positives: MSLS / Pittsburgh, :mod:`cvft_tf.evaluation.place_recall`) and writes
-``DIR/metrics.json``: ``{"recall@1": .., "recall@5": .., "recall@10": .., "num_queries": ..,
-"num_database": ..}`` (fractions in [0, 1]).
+Embeds the query and database images of a benchmark with a DINOv2-SALAD
+:class:`~cvft_tf.models.place_recognition.PlaceRecognitionModel`, retrieves the K nearest
+database images of each query and prints R@1, R@5, R@10: a query is correct at K when one of
+its K nearest database images is one of its positives (NetVLAD, MSLS and SALAD's definition,
+:mod:`cvft_tf.evaluation.place_recall`). See ``docs/place_evaluation.md``.
+
+``--layout`` (the flags each one takes):
+
+* ``lists`` (default): ``--query_dir``, ``--database_dir`` (image folders) and
+  ``--ground_truth`` (``.json``, ``.csv`` or ``.npy`` positives: :mod:`cvft_tf.data.place_lists`);
+* ``pittsburgh``: ``--mat`` (NetVLAD's ``pitts30k_test.mat``, ...) and ``--root`` (database
+  images under it, queries under ``ROOT/queries_real``): :mod:`cvft_tf.data.pittsburgh`;
+* ``msls``: ``--root`` (holding ``train_val/``) and ``--cities`` (default ``cph,sf``, MSLS-val):
+  :mod:`cvft_tf.data.msls`;
+* ``salad_npy``: ``--lists`` (a prefix such as ``datasets/msls_val/msls_val`` of SALAD's
+  ``_dbImages.npy``, ``_qImages.npy``, ``_qIdx.npy``, ``_pIdx.npy`` / ``_gt.npy``) and ``--root``
+  (the folder their paths are relative to): :mod:`cvft_tf.data.salad_lists`.
+
+``--positive_radius`` (metres; ``pittsburgh``: the file's ``posDistThr`` by default, ``msls``:
+25) sets how far a positive may be.
+
+Images are loaded on ``tf.data`` in parallel and prepared as the model's input format wants
+(:mod:`cvft_tf.data.place_images`); an unreadable image stops the run with its name.
 
 ``--weights``: a ``.keras`` file (``model.save``; rebuilt at ``--image_size`` if it was saved
 at another size: DINOv2's position embeddings are re-interpolated), or a ``.weights.h5``
@@ -13,28 +30,19 @@ file (``model.save_weights``) of the model built from ``--model_config``, a JSON
 ``PlaceRecognitionModel`` keyword arguments (``backbone_kwargs``, ``salad_kwargs``,
 ``input_format``; default DINOv2 ViT-B/14 + SALAD's defaults).
 
-Images: ``.jpg``, ``.jpeg``, ``.png`` files anywhere under each folder, named by their path
-relative to it with ``/`` separators, in sorted order. They are read with OpenCV and resized
-to ``--image_size`` as the model's input format wants (ImageNet: bilinear with antialiasing,
-as SALAD's ``T.Resize``; CVFT: ``INTER_AREA`` to uint8 BGR, the model subtracting the VGG mean).
+``--out DIR`` receives two files, both written in full under temporary names before either is
+renamed into place (a failed run leaves an earlier result as it was):
 
-``--ground_truth`` formats (the queries evaluated are those it lists):
-
-* ``.json``: ``{"query name": ["database name", ...], ...}``;
-* ``.csv``: one row per query: the query name, then its positive database names, one per
-  column; a first row whose first cell is ``query`` is a header;
-* ``.npy``: one array of database indices per query (an object array, or a 2-D int array),
-  for every query image in sorted order, indexing database images in sorted order: the
-  layout of SALAD's ``pitts30k_test_gt.npy`` / ``msls_val_pIdx.npy``. Loaded with
-  ``allow_pickle=True``: only use files you trust.
-
-A query without positives counts as a miss (as in SALAD's evaluation).
+* ``predictions.npz``: ``indices`` int64 ``[num_queries, top_k]`` (database indices, nearest
+  first; ties: lower index first), ``distances`` float32 (squared L2), ``is_positive`` bool,
+  ``query_names`` and ``database_names`` (the images, in the order the indices refer to);
+* ``metrics.json``: ``layout``, ``recall@1``, ``recall@5``, ``recall@10`` (fractions in
+  [0, 1]), ``num_queries``, ``num_database``, ``queries_without_positives`` (evaluated, each a
+  miss) and ``excluded_queries`` (left out by the layout for having no positive).
 """
 
-import csv
 import json
 import os
-import pickle
 import tempfile
 import zipfile
 
@@ -42,125 +50,96 @@ import keras
 import numpy as np
 from absl import app, flags, logging
 
-from cvft_tf.checkpoints import write_json_atomic
 from cvft_tf.cli.exits import exit_with_user_error, run_command
-from cvft_tf.data.preprocess import ImageError, read_image, resize_image
-from cvft_tf.evaluation.place_recall import DEFAULT_CHUNK_SIZE, place_recall
+from cvft_tf.data.msls import POSITIVE_RADIUS_M, VAL_CITIES, read_msls
+from cvft_tf.data.pipeline import FileIndex
+from cvft_tf.data.pittsburgh import read_pittsburgh
+from cvft_tf.data.place_images import checked_batches, place_image_dataset
+from cvft_tf.data.place_lists import read_lists
+from cvft_tf.data.place_sets import PlaceSetError
+from cvft_tf.data.preprocess import ImageError
+from cvft_tf.data.salad_lists import read_salad_lists
+from cvft_tf.evaluation.place_recall import DEFAULT_CHUNK_SIZE, nearest_database, recall_at_k
 from cvft_tf.evaluation.recall import REPORTED_KS
 from cvft_tf.interop.imagenet import WeightsFileError
-from cvft_tf.models.dinov2 import SALAD_TEST_SIZE, preprocess_image
+from cvft_tf.models.dinov2 import SALAD_TEST_SIZE
 from cvft_tf.models.place_recognition import PlaceRecognitionModel
-from cvft_tf.output_dirs import OutputDirectoryError, make_output_directory
+from cvft_tf.output_dirs import OutputDirectoryError, atomic_path, make_output_directory
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+LAYOUT_FLAGS = {
+    "lists": (("query_dir", "database_dir", "ground_truth"), ()),
+    "pittsburgh": (("mat", "root"), ("positive_radius",)),
+    "msls": (("root",), ("cities", "positive_radius")),
+    "salad_npy": (("lists", "root"), ()),
+}
+"""Layout -> (flags it needs, flags it may take)."""
 
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.npz"
+
+DEFAULT_TOP_K = 25
+"""Nearest database images saved per query (SALAD's ``eval.py`` searches 25)."""
+
+_LAYOUT = flags.DEFINE_enum("layout", "lists", list(LAYOUT_FLAGS), "Benchmark layout (see --help).")
 _WEIGHTS = flags.DEFINE_string("weights", None, "Model: .keras file, or .weights.h5 of --model_config's model.")
 _MODEL_CONFIG = flags.DEFINE_string("model_config", None, "JSON of PlaceRecognitionModel kwargs (.weights.h5 only).")
-_QUERY_DIR = flags.DEFINE_string("query_dir", None, "Folder of query images.")
-_DATABASE_DIR = flags.DEFINE_string("database_dir", None, "Folder of database images.")
-_GROUND_TRUTH = flags.DEFINE_string("ground_truth", None, "Positives per query: .json, .csv or .npy (see --help).")
+_QUERY_DIR = flags.DEFINE_string("query_dir", None, "lists: folder of query images.")
+_DATABASE_DIR = flags.DEFINE_string("database_dir", None, "lists: folder of database images.")
+_GROUND_TRUTH = flags.DEFINE_string("ground_truth", None, "lists: positives per query, .json, .csv or .npy.")
+_ROOT = flags.DEFINE_string("root", None, "pittsburgh, msls, salad_npy: dataset root the image names are under.")
+_MAT = flags.DEFINE_string("mat", None, "pittsburgh: NetVLAD dbStruct file, e.g. pitts30k_test.mat.")
+_CITIES = flags.DEFINE_list("cities", list(VAL_CITIES), "msls: cities to evaluate (MSLS-val: cph,sf).")
+_LISTS = flags.DEFINE_string("lists", None, "salad_npy: list prefix, e.g. datasets/msls_val/msls_val.")
+_POSITIVE_RADIUS = flags.DEFINE_float(
+    "positive_radius", None, "pittsburgh, msls: positive radius in metres.", lower_bound=0.0
+)
 _IMAGE_SIZE = flags.DEFINE_list("image_size", [str(s) for s in SALAD_TEST_SIZE], "Network input H,W (or one side).")
-_OUT = flags.DEFINE_string("out", None, "Output directory for metrics.json.")
+_OUT = flags.DEFINE_string("out", None, "Output directory for predictions.npz and metrics.json.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Images per forward pass.", lower_bound=1)
 _CHUNK_SIZE = flags.DEFINE_integer("chunk_size", DEFAULT_CHUNK_SIZE, "Queries per distance block.", lower_bound=1)
-flags.mark_flags_as_required(["weights", "query_dir", "database_dir", "ground_truth"])
-
-
-class GroundTruthError(ValueError):
-    """A ground-truth file that cannot be read or does not fit the image folders."""
+_TOP_K = flags.DEFINE_integer(
+    "top_k", DEFAULT_TOP_K, "Nearest database images saved per query.", lower_bound=max(REPORTED_KS)
+)
+flags.mark_flags_as_required(["weights"])
 
 
 class PlaceModelError(ValueError):
     """A ``--weights`` or ``--model_config`` that does not give a PlaceRecognitionModel."""
 
 
-def list_images(folder):
-    """Sorted paths, relative to ``folder`` with ``/`` separators, of its image files."""
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"image folder {folder!r} not found")
-    names = []
-    for root, _, files in os.walk(folder):
-        for file in files:
-            if file.lower().endswith(IMAGE_EXTENSIONS):
-                names.append(os.path.relpath(os.path.join(root, file), folder).replace(os.sep, "/"))
-    if not names:
-        raise FileNotFoundError(f"no {'/'.join(IMAGE_EXTENSIONS)} images under {folder!r}")
-    return sorted(names)
+def read_place_set(
+    layout,
+    query_dir=None,
+    database_dir=None,
+    ground_truth=None,
+    root=None,
+    mat=None,
+    cities=VAL_CITIES,
+    lists=None,
+    positive_radius=None,
+):
+    """The :class:`~cvft_tf.data.place_sets.PlaceSet` of ``layout`` (module docstring)."""
+    if layout == "lists":
+        return read_lists(query_dir, database_dir, ground_truth)
+    if layout == "pittsburgh":
+        return read_pittsburgh(mat, root, positive_radius)
+    if layout == "msls":
+        return read_msls(root, tuple(cities), POSITIVE_RADIUS_M if positive_radius is None else positive_radius)
+    if layout == "salad_npy":
+        return read_salad_lists(lists, root)
+    raise ValueError(f"unknown layout {layout!r}; expected one of {list(LAYOUT_FLAGS)}")
 
 
-def load_ground_truth(path, query_names, database_names):
-    """Reads a ground-truth file (formats in the module docstring).
-
-    Args:
-        path: ``.json``, ``.csv`` or ``.npy`` file.
-        query_names: sorted query image names (from :func:`list_images`).
-        database_names: sorted database image names.
-
-    Returns:
-        ``(queries, positives)``: the query names evaluated, and for each one an int64 array
-        of indices into ``database_names``.
-
-    Raises:
-        FileNotFoundError: ``path`` is missing.
-        GroundTruthError: unknown format, a file that cannot be read as its format, or
-            names/indices not among the images.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"ground truth file {path!r} not found")
-    extension = os.path.splitext(path)[1].lower()
-    if extension == ".npy":
-        return list(query_names), _read_npy_positives(path, len(query_names), len(database_names))
-    readers = {".json": _read_json_rows, ".csv": _read_csv_rows}
-    if extension not in readers:
-        raise GroundTruthError(f"unknown ground truth format {extension!r} ({path}); expected .json, .csv or .npy")
-    rows = readers[extension](path)
-    query_set = set(query_names)
-    database_index = {name: index for index, name in enumerate(database_names)}
-    missing = [query for query, _ in rows if query not in query_set]
-    missing += [name for _, names in rows for name in names if name not in database_index]
+def check_layout_flags(layout, present):
+    """Raises ``app.UsageError`` unless the flags ``present`` (names) fit ``layout``."""
+    needed, optional = LAYOUT_FLAGS[layout]
+    missing = [f"--{name}" for name in needed if name not in present]
     if missing:
-        raise GroundTruthError(f"{path} names {len(missing)} images not in the folders, e.g. {missing[:3]}")
-    return [query for query, _ in rows], [np.asarray([database_index[n] for n in names], np.int64) for _, names in rows]
-
-
-def _read_npy_positives(path, num_queries, num_database):
-    """The ``.npy`` format: one int64 array of database indices per query, checked."""
-    try:
-        positives = [np.asarray(p, np.int64).reshape(-1) for p in np.load(path, allow_pickle=True)]
-    except (ValueError, TypeError, OSError, EOFError, pickle.UnpicklingError) as error:
-        raise GroundTruthError(f"{path} is not a readable .npy array of database indices per query ({error})") from None
-    if len(positives) != num_queries:
-        raise GroundTruthError(f"{path} has {len(positives)} rows for {num_queries} query images")
-    if any(p.size and (p.min() < 0 or p.max() >= num_database) for p in positives):
-        raise GroundTruthError(f"{path} has database indices outside [0, {num_database})")
-    return positives
-
-
-def _read_json_rows(path):
-    """The ``.json`` format: ``[(query name, [database name, ...]), ...]``."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            mapping = json.load(file)
-    except ValueError as error:
-        raise GroundTruthError(f"{path} is not valid JSON ({error})") from None
-    is_mapping = isinstance(mapping, dict) and all(
-        isinstance(names, list) and all(isinstance(name, str) for name in names) for names in mapping.values()
-    )
-    if not is_mapping:
-        raise GroundTruthError(f"{path} must hold an object mapping query names to lists of database names")
-    return list(mapping.items())
-
-
-def _read_csv_rows(path):
-    """The ``.csv`` format: ``[(query name, [database name, ...]), ...]``, without a header row."""
-    try:
-        with open(path, newline="", encoding="utf-8") as file:
-            rows = [(row[0], [name for name in row[1:] if name]) for row in csv.reader(file) if row]
-    except (ValueError, csv.Error) as error:
-        raise GroundTruthError(f"{path} is not a readable CSV file ({error})") from None
-    if rows and rows[0][0].strip().lower() == "query":
-        rows = rows[1:]
-    return rows
+        raise app.UsageError(f"--layout={layout} needs {', '.join(missing)}")
+    own = {name for needs, takes in LAYOUT_FLAGS.values() for name in needs + takes}
+    stray = sorted(f"--{name}" for name in present & own if name not in needed + optional)
+    if stray:
+        raise app.UsageError(f"--layout={layout} does not take {', '.join(stray)}")
 
 
 def load_place_model(weights, image_size, model_config=None):
@@ -239,49 +218,86 @@ def read_model_config(path):
 
 
 def embed_images(model, paths, batch_size):
-    """Descriptors ``[len(paths), D]`` float32 of image files, in order."""
-    if model.input_format == "imagenet":
-        prepare = preprocess_image
-    else:
-        prepare = resize_image
+    """Descriptors ``[len(paths), D]`` float32 of image files, in order (loaded on tf.data).
+
+    Raises:
+        ImageError: an image that cannot be read; the message names it.
+    """
+    dataset = place_image_dataset(paths, model.image_size, model.input_format, batch_size)
     progress = keras.utils.Progbar(len(paths), unit_name="image")
     descriptors = []
-    for start in range(0, len(paths), batch_size):
-        batch = np.stack([prepare(read_image(p), model.image_size) for p in paths[start : start + batch_size]])
-        descriptors.append(np.asarray(model.predict_on_batch(batch), np.float32))
-        progress.add(len(batch))
+    for images in checked_batches(dataset):
+        descriptors.append(np.asarray(model.predict_on_batch(images), np.float32))
+        progress.add(len(images))
     return np.concatenate(descriptors)
+
+
+def check_images_exist(paths, what):
+    """Raises FileNotFoundError naming the missing images of ``paths`` (one listing per folder)."""
+    index = FileIndex()
+    missing = [path for path in paths if not index.exists(path)]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of the {len(paths)} {what} images are missing, e.g. {missing[:3]}")
+
+
+def write_outputs(out_dir, place_set, indices, distances, metrics):
+    """Writes ``predictions.npz`` and ``metrics.json`` (module docstring) into ``out_dir``.
+
+    Both are written in full under temporary names, then renamed, predictions first: an error
+    while writing either leaves both earlier files as they were.
+    """
+    is_positive = np.stack([np.isin(row, p) for row, p in zip(indices, place_set.positives)])
+    with (
+        atomic_path(os.path.join(out_dir, METRICS_FILE)) as metrics_partial,
+        atomic_path(os.path.join(out_dir, PREDICTIONS_FILE)) as predictions_partial,
+    ):
+        with open(predictions_partial, "wb") as file:
+            np.savez(
+                file,
+                indices=indices,
+                distances=distances.astype(np.float32),
+                is_positive=is_positive,
+                query_names=np.asarray(place_set.query_names, str),
+                database_names=np.asarray(place_set.database_names, str),
+            )
+        with open(metrics_partial, "w") as file:
+            json.dump(metrics, file, indent=2, sort_keys=True)
 
 
 def evaluate(
     weights,
-    query_dir,
-    database_dir,
-    ground_truth,
+    place_set,
     image_size=SALAD_TEST_SIZE,
     out_dir=None,
     model_config=None,
     batch_size=16,
     chunk_size=DEFAULT_CHUNK_SIZE,
+    top_k=DEFAULT_TOP_K,
 ):
-    """Embeds both folders, scores R@1/5/10 and writes ``out_dir/metrics.json``; returns the metrics.
+    """Embeds ``place_set``, scores R@1/5/10 and writes ``out_dir``'s files; returns the metrics.
 
-    Every input and ``out_dir`` are checked before the images are embedded.
+    The images' existence, the model and ``out_dir`` are checked before anything is embedded.
     """
-    query_names = list_images(query_dir)
-    database_names = list_images(database_dir)
-    queries, positives = load_ground_truth(ground_truth, query_names, database_names)
+    query_paths, database_paths = place_set.query_paths, place_set.database_paths
+    check_images_exist(query_paths, "query")
+    check_images_exist(database_paths, "database")
     model = load_place_model(weights, image_size, model_config)
     if out_dir is not None:
         make_output_directory(out_dir, "--out directory")
-    logging.info("Embedding %d queries and %d database images", len(queries), len(database_names))
-    query_descriptors = embed_images(model, [os.path.join(query_dir, q) for q in queries], batch_size)
-    database_descriptors = embed_images(model, [os.path.join(database_dir, d) for d in database_names], batch_size)
-    recalls = place_recall(query_descriptors, database_descriptors, positives, REPORTED_KS, chunk_size=chunk_size)
-    metrics = {f"recall@{k}": value for k, value in recalls.items()}
-    metrics.update(num_queries=len(queries), num_database=len(database_names))
+    logging.info("Embedding %d queries and %d database images", len(query_paths), len(database_paths))
+    query_descriptors = embed_images(model, query_paths, batch_size)
+    database_descriptors = embed_images(model, database_paths, batch_size)
+    indices, distances = nearest_database(query_descriptors, database_descriptors, top_k, chunk_size=chunk_size)
+    metrics = {f"recall@{k}": value for k, value in recall_at_k(indices, place_set.positives, REPORTED_KS).items()}
+    metrics.update(
+        layout=place_set.layout,
+        num_queries=len(place_set.query_names),
+        num_database=len(place_set.database_names),
+        queries_without_positives=place_set.queries_without_positives,
+        excluded_queries=place_set.excluded_queries,
+    )
     if out_dir is not None:
-        write_json_atomic(metrics, os.path.join(out_dir, "metrics.json"))
+        write_outputs(out_dir, place_set, indices, distances, metrics)
     return metrics
 
 
@@ -301,21 +317,33 @@ def image_size_flag(values):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    layout = _LAYOUT.value
+    check_layout_flags(layout, {name for name in flags.FLAGS if flags.FLAGS[name].present})
     try:
+        place_set = read_place_set(
+            layout,
+            query_dir=_QUERY_DIR.value,
+            database_dir=_DATABASE_DIR.value,
+            ground_truth=_GROUND_TRUTH.value,
+            root=_ROOT.value,
+            mat=_MAT.value,
+            cities=_CITIES.value,
+            lists=_LISTS.value,
+            positive_radius=_POSITIVE_RADIUS.value,
+        )
         metrics = evaluate(
             _WEIGHTS.value,
-            _QUERY_DIR.value,
-            _DATABASE_DIR.value,
-            _GROUND_TRUTH.value,
+            place_set,
             image_size=image_size_flag(_IMAGE_SIZE.value),
             out_dir=_OUT.value,
             model_config=_MODEL_CONFIG.value,
             batch_size=_BATCH_SIZE.value,
             chunk_size=_CHUNK_SIZE.value,
+            top_k=_TOP_K.value,
         )
     except (
         FileNotFoundError,
-        GroundTruthError,
+        PlaceSetError,
         PlaceModelError,
         ImageError,
         WeightsFileError,
@@ -323,7 +351,7 @@ def main(argv):
     ) as error:
         exit_with_user_error(error)
     print("  ".join(f"R@{k}: {100 * metrics[f'recall@{k}']:.2f}" for k in REPORTED_KS))
-    print(f"queries: {metrics['num_queries']}  database: {metrics['num_database']}")
+    print(f"layout: {layout}  queries: {metrics['num_queries']}  database: {metrics['num_database']}")
 
 
 def run():

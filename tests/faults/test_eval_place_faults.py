@@ -1,7 +1,9 @@
-"""cvft-eval-place under faults: a model path that is no model file, a truncated model, an ``--out``
-in the way (the other bad inputs are checked in process, in ``tests/cli/test_evaluate_place.py``).
+"""cvft-eval-place under faults: a model path that is no model file, a truncated model, a
+truncated image read by the tf.data pipeline, an ``--out`` in the way (the other bad inputs are
+checked in process, in ``tests/cli/test_evaluate_place.py``).
 
-A ``metrics.json`` written by an earlier successful run must be unchanged after a failing one.
+The ``metrics.json`` and ``predictions.npz`` written by an earlier successful run must be
+unchanged after a failing one.
 """
 
 import json
@@ -12,7 +14,8 @@ import numpy as np
 import pytest
 
 from cvft_tf.models.place_recognition import PlaceRecognitionModel
-from tests.cli.test_evaluate_place import DATABASE, MODEL_CONFIG, QUERIES
+from tests.cli.test_evaluate_place import MODEL_CONFIG
+from tests.data.place_fixtures import DATABASE, QUERIES
 from tests.faults.harness import assert_exit, digests, run, truncate
 from tests.faults.worlds import assert_unchanged, built_once, copy_tree
 
@@ -66,6 +69,17 @@ def evaluate_place(place, weights, out):
 def test_the_earlier_run_wrote_its_metrics(place):
     metrics = json.loads((place / "eval" / "metrics.json").read_text())
     assert metrics["num_queries"] == 3 and metrics["num_database"] == 6
+    assert sorted(path.name for path in (place / "eval").iterdir()) == ["metrics.json", "predictions.npz"]
+
+
+def test_a_truncated_database_image(place, earlier_metrics, tmp_path):
+    images = copy_tree(place, tmp_path / "place")
+    bad = images / "database" / DATABASE[2]
+    truncate(bad, 300)
+    out, before = earlier_metrics
+    result = evaluate_place(images, weights=place / "tiny.keras", out=out)
+    assert_exit(result, 2, f"error: {bad} is truncated (the JPEG has no end-of-image marker)")
+    assert_unchanged(out, before)
 
 
 @pytest.mark.parametrize(
