@@ -271,7 +271,7 @@ def dinov2_features(
     source = backbone.embeddings
     embedding_class = type(source)
     if position_interpolation == "torch":
-        from cvft_tf.models.dinov2_positions import TorchInterpolatedDINOV2Embedding as embedding_class
+        from cvft_tf.models.dinov2_positions import DINOV2Embedding as embedding_class
     embeddings = embedding_class.from_config(
         {**source.get_config(), "image_shape": (height, width), "name": "embeddings"}
     )

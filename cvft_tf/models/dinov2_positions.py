@@ -23,7 +23,7 @@ import math
 import keras
 import numpy as np
 from keras import ops
-from keras_hub.src.models.dinov2.dinov2_layers import DINOV2Embedding
+from keras_hub.src.models.dinov2.dinov2_layers import DINOV2Embedding as KerasHubDINOV2Embedding
 
 TORCH_BICUBIC_A = -0.75
 """Coefficient a of torch's cubic convolution kernel (TensorFlow's is -0.5)."""
@@ -101,12 +101,14 @@ def interpolate_as_torch(position_embeddings, patch_size, source_shape, target_s
 
 
 @keras.saving.register_keras_serializable(package="cvft_tf")
-class TorchInterpolatedDINOV2Embedding(DINOV2Embedding):
+class DINOV2Embedding(KerasHubDINOV2Embedding):
     """keras-hub's ``DINOV2Embedding`` whose position embeddings are resized by
     :func:`interpolate_as_torch` (when built, loaded and saved) instead of TF bicubic.
 
-    Same arguments, weights and call as ``DINOV2Embedding``: ``[B, H, W, 3]`` ->
-    ``[B, 1 + R + H/p * W/p, C]``.
+    Same arguments, weights and call as keras-hub's: ``[B, H, W, 3]`` ->
+    ``[B, 1 + R + H/p * W/p, C]``. It keeps keras-hub's class name on purpose: Keras names a
+    layer's entry in ``.weights.h5`` / ``.keras`` files after its class, so weights saved with
+    either interpolation load into a model with the other.
     """
 
     _interpolate_position_embeddings = staticmethod(interpolate_as_torch)

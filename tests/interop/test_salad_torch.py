@@ -102,11 +102,12 @@ def images(image_size, seed=1, batch=2):
 # ---------------------------------------------------------------- PyTorch reference (needs torch)
 
 
-def torch_salad_model(checkpoint):
-    """The authors' VPRModel (DINOv2 backbone + SALAD) in PyTorch, loaded strictly from ``checkpoint``."""
+def torch_salad_model(checkpoint, size=TINY):
+    """The authors' VPRModel (DINOv2 backbone + SALAD) of ``size`` (:data:`TINY`'s keys) in PyTorch,
+    loaded strictly from ``checkpoint``."""
     torch = pytest.importorskip("torch")
     nn = torch.nn
-    c, heads, patch = TINY["hidden"], TINY["heads"], TINY["patch"]
+    c, heads, patch = size["hidden"], size["heads"], size["patch"]
 
     class PatchEmbed(nn.Module):
         def __init__(self):
@@ -138,7 +139,7 @@ def torch_salad_model(checkpoint):
     class Mlp(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc1, self.act, self.fc2 = nn.Linear(c, TINY["mlp"]), nn.GELU(), nn.Linear(TINY["mlp"], c)
+            self.fc1, self.act, self.fc2 = nn.Linear(c, size["mlp"]), nn.GELU(), nn.Linear(size["mlp"], c)
 
         def forward(self, x):
             return self.fc2(self.act(self.fc1(x)))
@@ -158,9 +159,9 @@ def torch_salad_model(checkpoint):
             super().__init__()
             self.patch_embed = PatchEmbed()
             self.cls_token = nn.Parameter(torch.zeros(1, 1, c))
-            self.pos_embed = nn.Parameter(torch.zeros(1, 1 + TINY["grid"] ** 2, c))
+            self.pos_embed = nn.Parameter(torch.zeros(1, 1 + size["grid"] ** 2, c))
             self.mask_token = nn.Parameter(torch.zeros(1, c))
-            self.blocks = nn.ModuleList([Block() for _ in range(TINY["layers"])])
+            self.blocks = nn.ModuleList([Block() for _ in range(size["layers"])])
             self.norm = nn.LayerNorm(c, eps=1e-6)
 
         def interpolate_pos_encoding(self, x, w, h):  # DINOv2's, interpolate_offset=0.1, no antialias
@@ -211,8 +212,8 @@ def torch_salad_model(checkpoint):
     class SALAD(nn.Module):
         def __init__(self):
             super().__init__()
-            width, clusters, cluster_dim = TINY["width"], TINY["clusters"], TINY["cluster_dim"]
-            self.token_features = nn.Sequential(nn.Linear(c, width), nn.ReLU(), nn.Linear(width, TINY["token_dim"]))
+            width, clusters, cluster_dim = size["width"], size["clusters"], size["cluster_dim"]
+            self.token_features = nn.Sequential(nn.Linear(c, width), nn.ReLU(), nn.Linear(width, size["token_dim"]))
             self.cluster_features = nn.Sequential(
                 nn.Conv2d(c, width, 1), nn.Dropout(0.3), nn.ReLU(), nn.Conv2d(width, cluster_dim, 1)
             )
@@ -225,8 +226,8 @@ def torch_salad_model(checkpoint):
             x, t = inputs
             f, p, t = self.cluster_features(x).flatten(2), self.score(x).flatten(2), self.token_features(t)
             p = torch.exp(get_matching_probs(p, self.dust_bin, 3))[:, :-1, :]
-            p = p.unsqueeze(1).repeat(1, TINY["cluster_dim"], 1, 1)
-            f = f.unsqueeze(2).repeat(1, 1, TINY["clusters"], 1)
+            p = p.unsqueeze(1).repeat(1, size["cluster_dim"], 1, 1)
+            f = f.unsqueeze(2).repeat(1, 1, size["clusters"], 1)
             f = torch.cat(
                 [nn.functional.normalize(t, dim=-1), nn.functional.normalize((f * p).sum(dim=-1), dim=1).flatten(1)],
                 dim=-1,
@@ -257,23 +258,6 @@ def torch_save(checkpoint, path, lightning=False):
     state = {key: torch.from_numpy(np.asarray(value)) for key, value in checkpoint.items()}
     torch.save({"state_dict": state, "epoch": 3, "global_step": 7} if lightning else state, path)
     return path
-
-
-@pytest.mark.parametrize("source, target", [(5, (6, 7)), (5, (3, 2)), (37, (23, 23)), (37, (8, 44))])
-def test_position_interpolation_matches_torch(source, target):
-    torch = pytest.importorskip("torch")
-    from cvft_tf.models.dinov2_positions import interpolate_as_torch
-
-    grid = np.random.default_rng(0).standard_normal((1, 1 + source * source, 8)).astype(np.float32)
-    resized = torch.nn.functional.interpolate(
-        torch.from_numpy(grid[:, 1:]).reshape(1, source, source, 8).permute(0, 3, 1, 2),
-        mode="bicubic",
-        antialias=False,
-        scale_factor=((target[0] + 0.1) / source, (target[1] + 0.1) / source),
-    )
-    expected = np.concatenate([grid[:, :1], resized.permute(0, 2, 3, 1).reshape(1, -1, 8).numpy()], axis=1)
-    found = np.asarray(interpolate_as_torch(grid, 14, (source * 14,) * 2, (target[0] * 14, target[1] * 14)))
-    np.testing.assert_allclose(found, expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("image_size", [(56, 56), (70, 84)], ids=["trained_grid", "interpolated"])
