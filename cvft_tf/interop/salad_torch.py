@@ -68,6 +68,12 @@ DINOV2_HEAD_DIM = 64
 
 _CHUNKED_BLOCK = re.compile(r"^blocks\.\d+\.(\d+\.)")
 
+_DINOV2_PARTS = ("embeddings", "encoder", "layernorm")
+"""Layers of a ``dinov2_features`` model that hold DINOv2's weights."""
+
+_SALAD_HIDDEN = {"token_features": 2, "cluster_features": 4, "score": 4}
+"""SALAD's three MLPs and the rank of their weights (Linear 2, 1x1 Conv2d 4)."""
+
 
 class SaladWeightsError(ValueError):
     """A weights file that cannot be read as a PyTorch state dict; the message names it."""
@@ -106,7 +112,8 @@ class Sources:
         backbone: DINOv2 key (no prefix) -> array; the checkpoint's over the ``.pth``'s.
         aggregator: SALAD key (no prefix) -> array.
         other: checkpoint keys outside both prefixes -> array.
-        origin: key of ``backbone`` / ``aggregator`` / ``other`` -> the key as in its file.
+        origin: ``(role, key)``, role ``"backbone"`` / ``"aggregator"`` / ``"other"`` -> the key
+            as written in its file (with the file's flag for ``--dinov2`` keys).
         names: the files, for messages (``"--ckpt A and --dinov2 B"``).
     """
 
@@ -288,8 +295,6 @@ def infer_salad_kwargs(sources):
     )
 
 
-_SALAD_HIDDEN = {"token_features": 2, "cluster_features": 4, "score": 4}
-
 
 def _as_is(value):
     return value
@@ -365,8 +370,6 @@ def dinov2_entries(features, num_heads):
             ]
     return entries
 
-
-_DINOV2_PARTS = ("embeddings", "encoder", "layernorm")
 
 
 def salad_entries(salad):
