@@ -91,9 +91,9 @@ class SaladConversionError(ValueError):
         self.missing = list(missing)
         self.wrong_shape = list(wrong_shape)
         self.unexpected = list(unexpected)
-        lines = [f"{sources} do not fit DINOv2 + SALAD" + (f": {problem}" if problem else ":")]
+        lines = [f"{sources} cannot be converted to DINOv2 + SALAD" + (f": {problem}" if problem else ":")]
         if self.missing:
-            lines.append(f"  {len(self.missing)} missing (in neither file):")
+            lines.append(f"  {len(self.missing)} missing:")
             lines += [f"    {key} {list(shape)}" for key, shape in self.missing]
         if self.wrong_shape:
             lines.append(f"  {len(self.wrong_shape)} with a wrong shape:")

@@ -359,7 +359,7 @@ def test_missing_wrong_and_unexpected_keys_are_listed_together(tmp_path):
     with pytest.raises(salad_torch.SaladConversionError) as raised:
         salad_torch.convert(sources, str(out), image_size=(56, 56), num_heads=2)
     message = str(raised.value)
-    assert message.startswith("--ckpt tiny.ckpt do not fit DINOv2 + SALAD")
+    assert message.startswith("--ckpt tiny.ckpt cannot be converted to DINOv2 + SALAD:\n  1 missing:")
     assert "backbone.model.blocks.1.ls2.gamma [32]" in message
     assert "aggregator.score.0.bias: file [7], model [24]" in message
     assert "loss_fn.weight [3]" in message
