@@ -423,9 +423,14 @@ def assign_weights(entries, sources, ignore_extra=False):
             missing.append((full_key, tuple(variable.shape)))
             continue
         used.add((role, key))
-        value = np.asarray(transform(state[key]), dtype=np.float32)
+        try:
+            value = np.asarray(transform(state[key]), dtype=np.float32)
+        except ValueError:  # a reshape or transpose the array's shape does not allow
+            value = state[key]
         if tuple(value.shape) != tuple(variable.shape):
-            wrong_shape.append((sources.origin[(role, key)], state[key].shape, tuple(variable.shape)))
+            row = (sources.origin[(role, key)], state[key].shape, tuple(variable.shape))
+            if not any(row[0] == listed[0] for listed in wrong_shape):  # attn.qkv feeds three variables
+                wrong_shape.append(row)
             continue
         planned.append((variable, value, Row(sources.origin[(role, key)], variable.path, tuple(value.shape))))
     unused = [

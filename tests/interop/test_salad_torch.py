@@ -411,27 +411,6 @@ def test_converted_files_load_without_torch(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "descriptors.npy"), model(batch).numpy(), atol=1e-6)
 
 
-def run_command(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "cvft_tf.cli.convert_salad", *map(str, args)],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True, text=True,
-    )  # fmt: skip
-
-
-def test_the_command_refuses_to_overwrite_and_names_missing_files(tmp_path):
-    out = tmp_path / "salad.weights.h5"
-    out.write_bytes(b"earlier weights")
-    result = run_command(f"--ckpt={tmp_path / 'missing.ckpt'}", f"--out={out}")
-    assert result.returncode == 2
-    assert f"error: --out {out} exists; pass --overwrite to replace it." in result.stderr
-    assert out.read_bytes() == b"earlier weights"
-    result = run_command(f"--ckpt={tmp_path / 'missing.ckpt'}", f"--out={out}", "--overwrite")
-    assert result.returncode == 2
-    assert f"error: --ckpt file '{tmp_path / 'missing.ckpt'}' not found" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert out.read_bytes() == b"earlier weights"
-
-
 def test_a_corrupt_checkpoint_is_named(tmp_path):
     pytest.importorskip("torch")
     path = tmp_path / "dino_salad.ckpt"
@@ -443,3 +422,19 @@ def test_a_corrupt_checkpoint_is_named(tmp_path):
     torch.save([torch.zeros(1)], tmp_path / "list.pt")
     with pytest.raises(salad_torch.SaladWeightsError, match="holds no state dict"):
         salad_torch.read_state_dict(str(tmp_path / "list.pt"), "--dinov2")
+
+
+def test_shapes_no_transform_fits_are_wrong_shapes_listed_once(tmp_path):
+    checkpoint = tiny_checkpoint()
+    checkpoint["aggregator.dust_bin"] = np.ones(2, np.float32)
+    checkpoint["backbone.model.blocks.0.attn.qkv.weight"] = np.ones((95, 32), np.float32)
+    checkpoint["backbone.model.blocks.1.ls1.gamma"] = np.ones((1, 32), np.float32)
+    sources = salad_torch.split_sources(checkpoint, "--ckpt tiny.ckpt")
+    with pytest.raises(salad_torch.SaladConversionError) as raised:
+        salad_torch.convert(sources, str(tmp_path / "never.weights.h5"), image_size=(56, 56), num_heads=2)
+    assert [key for key, _, _ in raised.value.wrong_shape] == [
+        "backbone.model.blocks.0.attn.qkv.weight",
+        "backbone.model.blocks.1.ls1.gamma",
+        "aggregator.dust_bin",
+    ]
+    assert "aggregator.dust_bin: file [2], model []" in str(raised.value)
