@@ -54,7 +54,9 @@ class DINOv2Backbone(Part):
 
     Attributes:
         backbone_kwargs: ``DINOV2Backbone`` architecture (default ViT-B/14); with a
-            ``backbone_preset`` its architecture fills the keys not given.
+            ``backbone_preset`` its architecture fills the keys not given. Its key
+            ``position_interpolation`` (``dinov2.POSITION_INTERPOLATIONS``) says how position
+            embeddings are resized (default ``"keras_hub"``).
         trainable_blocks: last transformer blocks fine-tuned (4).
         input_format: ``"cvft"`` (BGR pixels) or ``"imagenet"`` (``dinov2.INPUT_FORMATS``).
         backbone_preset: local keras-hub preset directory of pretrained weights (build time
@@ -92,4 +94,8 @@ class DINOv2Backbone(Part):
             x = dinov2.CVFTToDINOv2Input(name="to_dinov2_input")(x)
         if backbone_size != image_size:
             x = dinov2.ResizeImages(*backbone_size, name="resize_to_patches")(x)
-        return dinov2.dinov2_features(backbone, backbone_size, self.trainable_blocks)(x)
+        interpolation = (self.backbone_kwargs or {}).get("position_interpolation", "keras_hub")
+        features = dinov2.dinov2_features(
+            backbone, backbone_size, self.trainable_blocks, position_interpolation=interpolation
+        )
+        return features(x)

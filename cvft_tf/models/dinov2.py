@@ -24,10 +24,13 @@ Preprocessing: DINOv2 expects RGB in [0, 1] normalised with the ImageNet mean an
 pipeline feeds BGR pixels in [0, 255] (uint8). :class:`CVFTToDINOv2Input` converts the
 latter into the former inside a branch, so one data pipeline feeds both kinds of branch.
 
-Known difference: keras-hub interpolates position embeddings with TensorFlow's bicubic
+Position embeddings at other sizes: keras-hub interpolates them with TensorFlow's bicubic
 (a = -0.5) to ``(H/14, W/14)``; the authors' torch hub DINOv2 uses torch's bicubic
-(a = -0.75) with a 0.1 offset in the scale factor. Sizes equal to the trained grid (518)
-are not interpolated at all.
+(a = -0.75) with a 0.1 offset in the scale factor. ``backbone_kwargs["position_interpolation"]``
+chooses (:data:`POSITION_INTERPOLATIONS`): ``"keras_hub"`` (the default) or ``"torch"``
+(:mod:`cvft_tf.models.dinov2_positions`, what weights converted from the authors' checkpoints
+use, so descriptors match theirs at any size). Sizes equal to the trained grid (518) are not
+interpolated at all.
 """
 
 import json
@@ -65,6 +68,11 @@ IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 """Per-channel standard deviation RGB pixels in [0, 1] are divided by before DINOv2."""
+
+POSITION_INTERPOLATIONS = ("keras_hub", "torch")
+"""How position embeddings are resized to other image sizes: keras-hub's TF bicubic, or
+exactly as the authors' PyTorch DINOv2 (``models.dinov2_positions``). Given as the
+``position_interpolation`` key of ``backbone_kwargs`` (not a ``DINOV2Backbone`` argument)."""
 
 INPUT_FORMATS = ("cvft", "imagenet")
 """Input images of a branch: ``cvft`` = BGR pixels in [0, 255], uint8 or float (the CVFT
@@ -194,7 +202,8 @@ def build_dinov2_backbone(backbone_kwargs=None, preset=None, weights=None):
 
     Args:
         backbone_kwargs: architecture keyword arguments of ``DINOV2Backbone`` (default
-            :data:`DINOV2_BASE`); with ``preset`` they override the preset's config.
+            :data:`DINOV2_BASE`); with ``preset`` they override the preset's config. A
+            ``position_interpolation`` key is ignored here (see :func:`dinov2_features`).
         preset: a local keras-hub preset directory (``config.json`` + ``model.weights.h5``),
             e.g. written once, where Kaggle can be reached, by
             ``keras_hub.models.DINOV2Backbone.from_preset("dinov2_base").save_to_preset(dir)``.
@@ -213,6 +222,7 @@ def build_dinov2_backbone(backbone_kwargs=None, preset=None, weights=None):
     keras_hub = import_keras_hub()
     kwargs = dict(backbone_kwargs or {})
     kwargs.pop("image_shape", None)
+    kwargs.pop("position_interpolation", None)
     if preset is not None:
         _check_exists(preset, "DINOv2 preset directory", directory=True)
         # name=None: the saved config's name would prefix the layers' names (and weight paths).
@@ -226,11 +236,14 @@ def build_dinov2_backbone(backbone_kwargs=None, preset=None, weights=None):
     return backbone
 
 
-def dinov2_features(backbone, image_size, trainable_blocks=SALAD_TRAINABLE_BLOCKS, name="dinov2"):
+def dinov2_features(
+    backbone, image_size, trainable_blocks=SALAD_TRAINABLE_BLOCKS, name="dinov2", position_interpolation="keras_hub"
+):
     """DINOv2 local features and class token for images of size ``image_size``.
 
     The embedding is re-created for ``image_size`` (any ``H, W``, multiples of the patch size)
-    with the backbone's weights (position embeddings re-interpolated from the trained grid);
+    with the backbone's weights (position embeddings re-interpolated from the trained grid
+    as ``position_interpolation`` says, one of :data:`POSITION_INTERPOLATIONS`);
     the encoder and the final LayerNorm are the backbone's own layers. Load the backbone's
     weights before calling this.
 
@@ -251,8 +264,17 @@ def dinov2_features(backbone, image_size, trainable_blocks=SALAD_TRAINABLE_BLOCK
             f"DINOv2 needs image sides that are multiples of {patch}, got {height}x{width}; "
             f"the nearest are {patch_multiple((height, width), patch)}."
         )
+    if position_interpolation not in POSITION_INTERPOLATIONS:
+        raise ValueError(
+            f"Unknown position_interpolation {position_interpolation!r}; expected one of {POSITION_INTERPOLATIONS}."
+        )
     source = backbone.embeddings
-    embeddings = type(source).from_config({**source.get_config(), "image_shape": (height, width), "name": "embeddings"})
+    embedding_class = type(source)
+    if position_interpolation == "torch":
+        from cvft_tf.models.dinov2_positions import DINOV2Embedding as embedding_class
+    embeddings = embedding_class.from_config(
+        {**source.get_config(), "image_shape": (height, width), "name": "embeddings"}
+    )
     embeddings.build((None, height, width, 3))
     store = {}
     source.save_own_variables(store)
