@@ -1,28 +1,19 @@
 """cvft-convert-salad under faults: missing, corrupt or foreign PyTorch files, a bad ``--out``.
 
-Run as ``python -m cvft_tf.cli.convert_salad`` (the same ``run()`` as the console script).
-Files written before at ``--out`` must be unchanged after a failing conversion.
+Runs the installed console script. Files written before at ``--out`` must be unchanged after a failing conversion.
 """
-
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.faults.harness import REPO, assert_exit, truncate
+from tests.faults.harness import assert_exit, run, truncate
 from tests.interop.test_salad_torch import tiny_checkpoint, torch_save
 
 pytestmark = pytest.mark.large
 
 
 def convert(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "cvft_tf.cli.convert_salad", *map(str, args)],
-        cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"),
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    return run("cvft-convert-salad", *args)
 
 
 @pytest.fixture
