@@ -19,16 +19,22 @@ degrees of elevation. The training places are split among ``TRAIN_CITIES`` (area
 world of their own); the held-out places lie in ``HELD_OUT_CITY``, an area that no training
 image shows (``writer.held_out_origin``).
 
+For ``cvft-eval-place``, the held-out places are also written as ``eval/query/`` (each place's
+first image), ``eval/database/`` (its other images; hard links to the files under ``Images/``)
+and ``eval/ground_truth.json`` (query name -> its place's database names): the protocol of
+the trainer's validation (``gsv_cities.query_database_split``).
+
 Each place is rendered from its own generator seeded by (seed, city, place), so the same
 arguments give the same bytes. About 0.3 s per place of 4 views at 128 pixels on one core.
 """
 
+import json
 import os
 import time
 
 import numpy as np
 
-from cvft_tf.data.gsv_cities import REQUIRED_COLUMNS, image_name
+from cvft_tf.data.gsv_cities import REQUIRED_COLUMNS, image_name, query_database_split, read_places
 from cvft_tf.synthetic.render import MAX_DISTANCE, Appearance, render_panorama
 from cvft_tf.synthetic.world import CityWorld, sample_locations
 from cvft_tf.synthetic.writer import SPACING, _pano_ids, _prepare, _write_jpeg, held_out_origin
@@ -121,6 +127,26 @@ def _write_city(out_dir, seed, world, city_index, city, centers, views_per_place
     return len(rows)
 
 
+def write_eval_folders(out_dir, city):
+    """``eval/query``, ``eval/database`` and ``eval/ground_truth.json`` of ``city``'s places
+    (module docstring); returns the number of queries."""
+    places = read_places(out_dir, [city], min_images_per_place=2)
+    queries, database, positives = query_database_split(places)
+    folders = {"query": queries, "database": database}
+    for folder, indices in folders.items():
+        os.makedirs(os.path.join(out_dir, "eval", folder), exist_ok=True)
+        for index in indices:
+            target = os.path.join(out_dir, "eval", folder, os.path.basename(places.paths[index]))
+            if os.path.exists(target):
+                os.remove(target)
+            os.link(places.paths[index], target)
+    name = lambda index: os.path.basename(places.paths[index])  # noqa: E731
+    truth = {name(q): [name(database[p]) for p in positive] for q, positive in zip(queries, positives)}
+    with open(os.path.join(out_dir, "eval", "ground_truth.json"), "w", encoding="utf-8") as file:
+        json.dump(truth, file, indent=1, sort_keys=True)
+    return len(queries)
+
+
 def write_gsv_cities(
     out_dir,
     num_train_places,
@@ -169,6 +195,8 @@ def write_gsv_cities(
             out_dir, seed, world, city_index, city, centers, views_per_place, image_size, jpeg_quality
         )
         places[city] = count
+    if num_val_places:
+        write_eval_folders(out_dir, HELD_OUT_CITY)
     return {
         "out_dir": out_dir,
         "format": "gsv_cities",

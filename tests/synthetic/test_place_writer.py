@@ -1,5 +1,6 @@
 """The synthetic world's places in the GSV-Cities layout (``place_writer``)."""
 
+import json
 import os
 
 import cv2
@@ -28,6 +29,10 @@ def test_written_places_are_read_by_the_loader_and_held_out_apart(tmp_path):
     assert views[0].shape == (16, 16, 3) and not np.array_equal(views[0], views[1])
     lat_lon = lambda path: np.array(os.path.basename(path).split("_")[5:7], float)  # noqa: E731
     assert np.abs(lat_lon(held_out.paths[0]) - lat_lon(train.paths[0])).max() > 300 / 111320
+    truth = json.loads((tmp_path / "eval" / "ground_truth.json").read_text())
+    query, database = (sorted(os.listdir(tmp_path / "eval" / folder)) for folder in ("query", "database"))
+    names = [os.path.basename(path) for path in held_out.paths]
+    assert truth == {names[0]: [names[1]]} and query == [names[0]] and database == [names[1]]
     again = tmp_path / "again"
     place_writer.write_gsv_cities(str(again), 3, 1, views_per_place=2, image_size=16)
     first_csv = (tmp_path / "Dataframes" / "SynthNorth.csv").read_text()
