@@ -3,7 +3,8 @@
 224x224 images, batches of 60 places x 4 images, DINOv2 ViT-B/14 (last 4 blocks trained)
 with SALAD's 64 x 128 clusters and 256-d token (8448-d descriptors), multi-similarity loss
 and miner (epsilon 0.1), AdamW 6e-5 with weight decay 9.5e-9, the learning rate falling
-linearly to 0.2x over 4,000 steps, 4 epochs (``cvft_tf.place_config``).
+linearly to 0.2x over 4,000 steps, 4 epochs, float16 mixed precision
+(``cvft_tf.place_config``).
 
 The training cities are the authors' ``TRAIN_CITIES`` (``dataloaders/GSVCitiesDataloader.py``)
 but Paris (``PRS``), held out for the per-epoch validation that picks ``best.keras``: SALAD

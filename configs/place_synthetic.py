@@ -46,6 +46,7 @@ def get_config(arg=None):
     config.train.learning_rate = 1e-3
     config.train.lr_decay_steps = 930
     config.train.backup_every_steps = 0
+    config.train.mixed_precision = ""
     if arg == "smoke":
         config.model.image_size = (28, 28)
         config.model.backbone_kwargs = SMOKE_BACKBONE

@@ -68,6 +68,7 @@ def test_config_checks():
     config = gsv_cities_config.get_config()
     assert config.data.places_per_batch == 60 and config.model.image_size == (224, 224)
     assert config.model.salad_kwargs.num_clusters == 64 and config.train.learning_rate == 6e-5
+    assert config.train.mixed_precision == "float16" and config.train.epochs == 4
     assert set(config.data.cities).isdisjoint(config.data.val_cities) and len(config.data.cities) == 22
     config.data.root = "/data"
     check_place_config(config)
