@@ -34,10 +34,6 @@ from cvft_tf.evaluation.recall import REPORTED_KS
 from cvft_tf.models.place_recognition import PlaceRecognitionModel
 from cvft_tf.stop_signals import StopSignals
 
-VALIDATION_METRICS = tuple(f"r@{k}" for k in REPORTED_KS)
-"""Keys of the validation record (percent), as ``checkpoints.BEST_ORDER`` reads them."""
-
-
 def model_kwargs(model_config):
     """``PlaceRecognitionModel`` keyword arguments of a ``config.model`` (empty paths -> None)."""
     kwargs = model_config.to_dict()
@@ -106,7 +102,7 @@ def chance_recall(positives, num_database, k):
     return 100.0 * (1.0 - float(np.mean(misses)))
 
 
-class PlaceValidation(keras.callbacks.Callback):
+class PlaceValidation(training.BestModelKeeper):
     """After each epoch: R@1/5/10 of the held-out places, the validation loss, the best model.
 
     Adds ``val_r@1``, ``val_r@5``, ``val_r@10`` (percent), ``val_loss`` and ``learning_rate``
@@ -115,15 +111,11 @@ class PlaceValidation(keras.callbacks.Callback):
     """
 
     def __init__(self, config, workdir, places, best_record=None):
-        super().__init__()
-        self.workdir = workdir
-        self.places = places
-        self.best_record = best_record
+        super().__init__(workdir, best_record)
         queries, database, self.positives = gsv_cities.query_database_split(places)
         self.num_queries = len(queries)
-        image_size = tuple(config.model.image_size)
-        self.images = make_place_eval_dataset(places, np.concatenate([queries, database]), image_size,
-                                              config.eval.batch_size)  # fmt: skip
+        order = np.concatenate([queries, database])
+        self.images = make_place_eval_dataset(places, order, tuple(config.model.image_size), config.eval.batch_size)
         self.labels = np.concatenate([places.labels[queries], places.labels[database]])
         self.chance = {f"r@{k}": chance_recall(self.positives, len(database), k) for k in REPORTED_KS}
 
@@ -143,14 +135,7 @@ class PlaceValidation(keras.callbacks.Callback):
             epoch + 1, self.num_queries, metrics["r@1"], metrics["r@5"], metrics["r@10"],
             self.chance["r@1"], self.chance["r@5"], self.chance["r@10"], logs["val_loss"], time.time() - started,
         )  # fmt: skip
-        record = {"epoch": epoch + 1, "val_loss": logs["val_loss"], **metrics}
-        if checkpoints.is_better(record, self.best_record):
-            self.best_record = record
-            checkpoints.save_best_model(self.model, self.workdir, record)
-
-    def best_r1(self):
-        """The best validation R@1 so far, or None before the first validation."""
-        return None if self.best_record is None else self.best_record["r@1"]
+        self.keep_if_better({"epoch": epoch + 1, "val_loss": logs["val_loss"], **metrics})
 
 
 def train_place(config, workdir):
@@ -164,11 +149,13 @@ def train_place(config, workdir):
     keras.utils.set_random_seed(config.train.seed)
     keras.mixed_precision.set_global_policy(MIXED_PRECISION_POLICIES[config.train.mixed_precision])
     with distribute.writing_directory(workdir, strategy) as output, StopSignals() as stop:
-        train_places = gsv_cities.read_places(config.data.root, tuple(config.data.cities),
-                                              config.data.min_images_per_place)  # fmt: skip
+        cities = tuple(config.data.cities)
+        train_places = gsv_cities.read_places(config.data.root, cities, config.data.min_images_per_place)
         val_places = read_validation_places(config.data)
-        logging.info("Training on %d places (%d images), validating on %d held-out places",
-                     train_places.num_places, len(train_places), val_places.num_places)  # fmt: skip
+        logging.info(
+            "Training on %d places (%d images), validating on %d held-out places",
+            train_places.num_places, len(train_places), val_places.num_places,
+        )  # fmt: skip
         steps_per_epoch = config.train.steps_per_epoch or batches_per_epoch(train_places, config.data.places_per_batch)
         training.check_steps_per_execution(config, steps_per_epoch)
         model, state = training.resume_or_start(config, workdir, strategy, new_place_model, PlaceRecognitionModel)

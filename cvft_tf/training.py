@@ -93,7 +93,33 @@ def set_execution(model, config):
     model.steps_per_execution = config.train.steps_per_execution
 
 
-class EpochValidation(keras.callbacks.Callback):
+class BestModelKeeper(keras.callbacks.Callback):
+    """A validation callback's memory of the best model: saves ``best.keras`` when an epoch's
+    record beats the best so far (``checkpoints.is_better``).
+
+    Args:
+        workdir: where ``best.keras`` and ``best.json`` are written.
+        best_record: the best record of the run so far (``checkpoints.read_best_record``), or None.
+    """
+
+    def __init__(self, workdir, best_record=None):
+        super().__init__()
+        self.workdir = workdir
+        self.best_record = best_record
+
+    def keep_if_better(self, record):
+        """Saves the model as the best one when ``record`` (``epoch``, ``val_loss``, ``r@K``...)
+        beats the best so far."""
+        if checkpoints.is_better(record, self.best_record):
+            self.best_record = record
+            checkpoints.save_best_model(self.model, self.workdir, record)
+
+    def best_r1(self):
+        """The best validation r@1 so far, or None before the first validation."""
+        return None if self.best_record is None else self.best_record["r@1"]
+
+
+class EpochValidation(BestModelKeeper):
     """After each epoch: validate, log, keep the best model.
 
     The best model is the one with the best validation record by ``checkpoints.is_better``
@@ -109,13 +135,11 @@ class EpochValidation(keras.callbacks.Callback):
     """
 
     def __init__(self, config, workdir, val_split, val_data, counter, best_record=None):
-        super().__init__()
+        super().__init__(workdir, best_record)
         self.config = config
-        self.workdir = workdir
         self.val_split = val_split
         self.val_data = val_data
         self.counter = counter
-        self.best_record = best_record
         self.writer = tf.summary.create_file_writer(os.path.join(workdir, TENSORBOARD_DIR, "validation"))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -143,13 +167,7 @@ class EpochValidation(keras.callbacks.Callback):
         )  # fmt: skip
         self._log_images(embeddings, epoch + 1)
         record = {"epoch": epoch + 1, "val_loss": logs["val_loss"], **{k: metrics[k] for k in recall.REPORTED_METRICS}}
-        if checkpoints.is_better(record, self.best_record):
-            self.best_record = record
-            checkpoints.save_best_model(self.model, self.workdir, record)
-
-    def best_r1(self):
-        """The best validation r@1 so far, or None before the first validation."""
-        return None if self.best_record is None else self.best_record["r@1"]
+        self.keep_if_better(record)
 
     def _log_images(self, embeddings, step):
         count = min(self.config.eval.num_figure_queries, len(embeddings.ground))
