@@ -74,6 +74,13 @@ flags.DEFINE_integer("place_image_size", 128, "gsv_cities only: side of the squa
 flags.DEFINE_bool("overwrite", False, "Write into a non-empty --out (same-name files are replaced).")
 
 
+_CROSS_VIEW_FLAGS = (
+    "num_test", "cvact_raw", "aerial_size", "ground_height", "ground_width", "ground_vfov", "aerial_extent",
+    "test_spacing", "workers", "map_extent", "num_queries", "map_only",
+)  # fmt: skip
+"""Flags of the cross-view layouts, which ``--format=gsv_cities`` does not take."""
+
+
 def _images():
     """The ``ImageSpec`` of the flags: the format's defaults with the size flags applied."""
     if FLAGS.format == "cvusa":
@@ -98,6 +105,8 @@ def main(argv):
     if FLAGS.format == "gsv_cities":
         _write_places()
         return
+    if FLAGS["views_per_place"].present or FLAGS["place_image_size"].present:
+        raise app.UsageError("--views_per_place and --place_image_size are for --format=gsv_cities.")
     if FLAGS.format == "cvusa" and FLAGS["num_test"].present:
         raise app.UsageError("--num_test is for --format=cvact (CVUSA has train and val only).")
     if FLAGS.format == "cvusa" and FLAGS.cvact_raw:
@@ -157,6 +166,9 @@ def main(argv):
 
 def _write_places():
     """``--format=gsv_cities``: writes the training and held-out places."""
+    other = [name for name in _CROSS_VIEW_FLAGS if FLAGS[name].present]
+    if other:
+        raise app.UsageError(f"--format=gsv_cities does not take --{', --'.join(other)}.")
     if FLAGS.num_train + FLAGS.num_val == 0:
         raise app.UsageError("Nothing to write: --num_train and --num_val are both 0.")
     try:
