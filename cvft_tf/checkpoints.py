@@ -236,8 +236,10 @@ def latest_state(workdir):
     return states[0] if states else None
 
 
-def load_latest(workdir, expected_model_config=None):
+def load_latest(workdir, expected_model_config=None, model_class=CrossViewModel):
     """Loads the newest checkpoint of ``workdir`` that can be read; returns ``(model, state)``.
+
+    ``expected_model_config`` and ``model_class``: see :func:`load_model`.
 
     A checkpoint that cannot be read (truncated, unreadable) is logged and passed over for
     the one before it; ``(None, None)`` when the workdir has no checkpoint at all.
@@ -251,7 +253,7 @@ def load_latest(workdir, expected_model_config=None):
         logging.warning("Passing over an unreadable checkpoint: %s", problem)
     for state in states:
         try:
-            return load_model(state["path"], expected_model_config), state
+            return load_model(state["path"], expected_model_config, model_class), state
         except UnreadableCheckpointError as error:
             logging.warning("Passing over an unreadable checkpoint: %s", error)
             problems.append(str(error))
@@ -261,13 +263,15 @@ def load_latest(workdir, expected_model_config=None):
     return None, None
 
 
-def load_model(path, expected_model_config=None):
+def load_model(path, expected_model_config=None, model_class=CrossViewModel):
     """Loads a ``.keras`` checkpoint (compiled, with optimizer state) and checks its config.
 
     Args:
         path: the ``.keras`` file.
-        expected_model_config: dict of ``CrossViewModel`` arguments the checkpoint must have
+        expected_model_config: dict of the model's arguments the checkpoint must have
             (e.g. ``config.model``); a difference is a :class:`CheckpointError` naming it.
+        model_class: the class the checkpoint must hold (with a ``settings()`` method giving
+            its arguments by name): ``CrossViewModel`` or ``PlaceRecognitionModel``.
     """
     if not os.path.exists(path):
         raise CheckpointError(f"Checkpoint {path} does not exist.")
@@ -277,8 +281,8 @@ def load_model(path, expected_model_config=None):
         model = keras.saving.load_model(path)
     except Exception as error:  # noqa: BLE001 - re-raised with the file name
         raise UnreadableCheckpointError(f"Cannot load checkpoint {path}: {error}") from error
-    if not isinstance(model, CrossViewModel):
-        raise CheckpointError(f"{path} holds a {type(model).__name__}, not a CrossViewModel.")
+    if not isinstance(model, model_class):
+        raise CheckpointError(f"{path} holds a {type(model).__name__}, not a {model_class.__name__}.")
     if expected_model_config is not None:
         check_model_config(model, expected_model_config, path)
     return model

@@ -46,7 +46,7 @@ from cvft_tf.data.from_config import eval_dataset, field_of_view, read_split
 from cvft_tf.data.pipeline import DecodeCounter, dataset_errors, make_train_dataset
 from cvft_tf.evaluation import embed, figure_sources, figures, recall, scoring
 from cvft_tf.interop.imagenet import initialize_weights
-from cvft_tf.models.cross_view import VGG_VARIANTS, build_model
+from cvft_tf.models.cross_view import VGG_VARIANTS, CrossViewModel, build_model
 from cvft_tf.models.replicas import number_rows
 from cvft_tf.output_dirs import atomic_path
 from cvft_tf.stop_signals import StopSignals
@@ -63,6 +63,7 @@ VALIDATION_ONE_PERCENT = recall.TOP_ONE_PERCENT_TRAIN
 
 def new_model(config):
     """Builds and compiles a fresh model, initialised as ``config.train.init`` says."""
+    logging.info("Training %s from %s", config.model.variant, config.train.init or "random init")
     model = build_model(**config.model.to_dict())
     if config.train.init:
         initialize_weights(model, config.train.init)
@@ -92,7 +93,33 @@ def set_execution(model, config):
     model.steps_per_execution = config.train.steps_per_execution
 
 
-class EpochValidation(keras.callbacks.Callback):
+class BestModelKeeper(keras.callbacks.Callback):
+    """A validation callback's memory of the best model: saves ``best.keras`` when an epoch's
+    record beats the best so far (``checkpoints.is_better``).
+
+    Args:
+        workdir: where ``best.keras`` and ``best.json`` are written.
+        best_record: the best record of the run so far (``checkpoints.read_best_record``), or None.
+    """
+
+    def __init__(self, workdir, best_record=None):
+        super().__init__()
+        self.workdir = workdir
+        self.best_record = best_record
+
+    def keep_if_better(self, record):
+        """Saves the model as the best one when ``record`` (``epoch``, ``val_loss``, ``r@K``...)
+        beats the best so far."""
+        if checkpoints.is_better(record, self.best_record):
+            self.best_record = record
+            checkpoints.save_best_model(self.model, self.workdir, record)
+
+    def best_r1(self):
+        """The best validation r@1 so far, or None before the first validation."""
+        return None if self.best_record is None else self.best_record["r@1"]
+
+
+class EpochValidation(BestModelKeeper):
     """After each epoch: validate, log, keep the best model.
 
     The best model is the one with the best validation record by ``checkpoints.is_better``
@@ -108,13 +135,11 @@ class EpochValidation(keras.callbacks.Callback):
     """
 
     def __init__(self, config, workdir, val_split, val_data, counter, best_record=None):
-        super().__init__()
+        super().__init__(workdir, best_record)
         self.config = config
-        self.workdir = workdir
         self.val_split = val_split
         self.val_data = val_data
         self.counter = counter
-        self.best_record = best_record
         self.writer = tf.summary.create_file_writer(os.path.join(workdir, TENSORBOARD_DIR, "validation"))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -142,13 +167,7 @@ class EpochValidation(keras.callbacks.Callback):
         )  # fmt: skip
         self._log_images(embeddings, epoch + 1)
         record = {"epoch": epoch + 1, "val_loss": logs["val_loss"], **{k: metrics[k] for k in recall.REPORTED_METRICS}}
-        if checkpoints.is_better(record, self.best_record):
-            self.best_record = record
-            checkpoints.save_best_model(self.model, self.workdir, record)
-
-    def best_r1(self):
-        """The best validation r@1 so far, or None before the first validation."""
-        return None if self.best_record is None else self.best_record["r@1"]
+        self.keep_if_better(record)
 
     def _log_images(self, embeddings, step):
         count = min(self.config.eval.num_figure_queries, len(embeddings.ground))
@@ -291,11 +310,13 @@ def write_learning_curve(workdir, num_val_pairs):
     return path
 
 
-def resume_or_start(config, workdir, strategy):
+def resume_or_start(config, workdir, strategy, make_model=new_model, model_class=CrossViewModel):
     """The model to train and the run state it resumes from (None for a fresh run).
 
     The model, its optimizer and their variables are made inside ``strategy``'s scope; only
-    the chief removes the unfinished writes of an earlier run.
+    the chief removes the unfinished writes of an earlier run. A fresh model is
+    ``make_model(config)``, compiled; a checkpoint must hold a ``model_class`` matching
+    ``config.model`` (``checkpoints.load_model``).
 
     Raises:
         checkpoints.CheckpointError: no checkpoint can be read, the newest does not match
@@ -306,10 +327,10 @@ def resume_or_start(config, workdir, strategy):
         if removed:
             logging.info("Removed unfinished writes of an earlier run: %s", removed)
     with strategy.scope():
-        model, state = checkpoints.load_latest(workdir, config.model)
+        model, state = checkpoints.load_latest(workdir, config.model, model_class)
         if model is None:
-            logging.info("Training %s from %s in %s", config.model.variant, config.train.init or "random init", workdir)
-            return new_model(config), None
+            logging.info("A new run in %s", workdir)
+            return make_model(config), None
     set_execution(model, config)
     try:
         run_state.restore_rng(model, state)
@@ -356,6 +377,11 @@ def check_distribution(config, strategy, steps_per_epoch):
             f"config.train.batch_size={config.train.batch_size} (the global batch) must be a multiple of "
             f"the {replicas} replicas of config.distribute.strategy={config.distribute.strategy!r}"
         )
+    check_steps_per_execution(config, steps_per_epoch)
+
+
+def check_steps_per_execution(config, steps_per_epoch):
+    """Raises ConfigError when ``config.train.steps_per_execution`` does not divide an epoch."""
     if steps_per_epoch % config.train.steps_per_execution:
         raise ConfigError(
             f"config.train.steps_per_execution={config.train.steps_per_execution} must divide the "
@@ -400,57 +426,95 @@ def _train(config, workdir, strategy, output):
         steps_per_epoch = config.train.steps_per_epoch or len(train_split) // config.train.batch_size
         check_distribution(config, strategy, steps_per_epoch)
         model, state = resume_or_start(config, workdir, strategy)
-        best_record = checkpoints.read_best_record(workdir)
-        write_config(config, output)
-        position = state or {"epoch": 0, "step_in_epoch": 0, "batches": 0}
-        segments = fit_segments(
-            position["epoch"],
-            position["step_in_epoch"],
-            config.train.epochs,
-            steps_per_epoch,
-            config.train.steps_per_execution,
-        )
-        if not segments:
-            logging.info("Already trained %d epochs (config.train.epochs=%d).", position["epoch"], config.train.epochs)
-            return model, None
-        trim_history(output, position["epoch"])
-
-        counter = DecodeCounter((state or {}).get("decode"))
-        validation = EpochValidation(config, output, val_split, eval_dataset(config, val_split), counter, best_record)
-        checkpointing = TrainingCheckpoints(
+        trained = fit_remaining_epochs(
+            config,
+            workdir,
             output,
+            strategy,
+            stop,
+            model=model,
+            state=state,
             steps_per_epoch=steps_per_epoch,
-            epochs=config.train.epochs,
-            backup_every_steps=config.train.backup_every_steps,
-            keep=config.train.keep_checkpoints,
-            counter=counter,
-            best_r1=validation.best_r1,
-            stop=stop,
-            resume_state=state,
+            validation=lambda counter, best: EpochValidation(
+                config, output, val_split, eval_dataset(config, val_split), counter, best
+            ),
+            stream=lambda counter: train_stream(config, model, train_split, counter),
         )
-        callbacks = [
-            validation,
-            keras.callbacks.CSVLogger(os.path.join(output, HISTORY_CSV), append=True),
-            keras.callbacks.TensorBoard(os.path.join(output, TENSORBOARD_DIR), update_freq="epoch"),
-            checkpointing,
-        ]
-        with dataset_errors():
-            with strategy.scope():
-                stream = train_stream(config, model, train_split, counter)
-            if strategy.num_replicas_in_sync > 1:
-                stream = numbered(stream)
-            for initial_epoch, end_epoch, steps in segments:
-                stop.deferring = True
-                try:
-                    model.fit(
-                        stream(checkpointing.batches),
-                        epochs=end_epoch,
-                        initial_epoch=initial_epoch,
-                        steps_per_epoch=steps,
-                        callbacks=callbacks,
-                        shuffle=False,
-                        verbose=1 if os.isatty(1) else 2,
-                    )
-                finally:
-                    stop.deferring = False
-    return model, val_split
+    return model, val_split if trained else None
+
+
+def fit_remaining_epochs(config, workdir, output, strategy, stop, *, model, state, steps_per_epoch, validation, stream):
+    """Trains ``model`` from the run ``state`` to ``config.train.epochs``; False when nothing was left.
+
+    Writes ``config.json``, then runs ``model.fit`` over :func:`fit_segments` with the
+    callbacks every run has: ``validation`` of each epoch (which keeps the best model),
+    ``history.csv``, TensorBoard and ``TrainingCheckpoints``.
+
+    Args:
+        config: the run's config (``config.train``).
+        workdir: the run directory read (its ``best.keras`` record).
+        output: the directory written (``distribute.writing_directory``).
+        strategy: the run's ``tf.distribute`` strategy.
+        stop: the run's ``StopSignals``.
+        model: the compiled model (fresh or resumed).
+        state: the run state it resumes from, or None.
+        steps_per_epoch: steps of one epoch.
+        validation: ``(DecodeCounter, best record or None) -> keras.callbacks.Callback`` with a
+            ``best_r1()`` method, placed first among the callbacks.
+        stream: ``DecodeCounter -> (start_batch -> endless tf.data.Dataset)``, called inside
+            the strategy's scope.
+    """
+    best_record = checkpoints.read_best_record(workdir)
+    write_config(config, output)
+    position = state or {"epoch": 0, "step_in_epoch": 0, "batches": 0}
+    segments = fit_segments(
+        position["epoch"],
+        position["step_in_epoch"],
+        config.train.epochs,
+        steps_per_epoch,
+        config.train.steps_per_execution,
+    )
+    if not segments:
+        logging.info("Already trained %d epochs (config.train.epochs=%d).", position["epoch"], config.train.epochs)
+        return False
+    trim_history(output, position["epoch"])
+
+    counter = DecodeCounter((state or {}).get("decode"))
+    epoch_validation = validation(counter, best_record)
+    checkpointing = TrainingCheckpoints(
+        output,
+        steps_per_epoch=steps_per_epoch,
+        epochs=config.train.epochs,
+        backup_every_steps=config.train.backup_every_steps,
+        keep=config.train.keep_checkpoints,
+        counter=counter,
+        best_r1=epoch_validation.best_r1,
+        stop=stop,
+        resume_state=state,
+    )
+    callbacks = [
+        epoch_validation,
+        keras.callbacks.CSVLogger(os.path.join(output, HISTORY_CSV), append=True),
+        keras.callbacks.TensorBoard(os.path.join(output, TENSORBOARD_DIR), update_freq="epoch"),
+        checkpointing,
+    ]
+    with dataset_errors():
+        with strategy.scope():
+            batches = stream(counter)
+        if strategy.num_replicas_in_sync > 1:
+            batches = numbered(batches)
+        for initial_epoch, end_epoch, steps in segments:
+            stop.deferring = True
+            try:
+                model.fit(
+                    batches(checkpointing.batches),
+                    epochs=end_epoch,
+                    initial_epoch=initial_epoch,
+                    steps_per_epoch=steps,
+                    callbacks=callbacks,
+                    shuffle=False,
+                    verbose=1 if os.isatty(1) else 2,
+                )
+            finally:
+                stop.deferring = False
+    return True

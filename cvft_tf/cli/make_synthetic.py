@@ -8,6 +8,8 @@
         --aerial_size=128 --ground_height=64 --ground_width=352
     cvft-make-synthetic --out=runs/world --num_train=1600 --num_val=100 --map_extent=600 \\
         --num_queries=20 --aerial_size=128 --ground_height=64 --ground_width=352 [--map_only]
+    cvft-make-synthetic --out=runs/places --format=gsv_cities --num_train=200 --num_val=50 \\
+        [--views_per_place=4 --place_image_size=128]
 
 The folder has the real dataset's layout (``cvft_tf.synthetic.writer``), so the CVUSA
 and CVACT loaders read it unchanged. Image sizes default to the real datasets' (CVUSA 750
@@ -18,6 +20,10 @@ With ``--map_extent`` (CVUSA layout) it also writes a geo-referenced orthophoto 
 area and query panoramas at known positions under ``map/`` (``cvft_tf.synthetic.map_writer``),
 for ``cvft-index`` and ``cvft-localize``; ``--map_only`` writes only those (the area is where
 the same ``--num_train``, ``--num_val`` and ``--spacing`` put it).
+
+``--format=gsv_cities`` writes places for single-view place recognition in the GSV-Cities
+layout (``cvft_tf.synthetic.place_writer``): ``--num_train`` training places, ``--num_val``
+held-out places, ``--views_per_place`` square views of ``--place_image_size`` pixels each.
 """
 
 import dataclasses
@@ -26,12 +32,12 @@ import os
 from absl import app, flags, logging
 
 from cvft_tf.cli.exits import exit_with_user_error, run_command
-from cvft_tf.synthetic import map_writer, writer
+from cvft_tf.synthetic import map_writer, place_writer, writer
 from cvft_tf.output_dirs import OutputDirectoryError, make_output_directory
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Dataset root to create (must be empty unless --overwrite).")
-flags.DEFINE_enum("format", "cvusa", ["cvusa", "cvact"], "Layout to write.")
+flags.DEFINE_enum("format", "cvusa", ["cvusa", "cvact", "gsv_cities"], "Layout to write.")
 flags.DEFINE_integer("num_train", 1000, "Training pairs.", lower_bound=0)
 flags.DEFINE_integer("num_val", 200, "Validation pairs (CVUSA val-19zl, CVACT valSet).", lower_bound=0)
 flags.DEFINE_integer("num_test", 500, "CVACT only: pairs of the dense test split valSetAll.", lower_bound=0)
@@ -63,7 +69,16 @@ flags.DEFINE_float(
 )
 flags.DEFINE_integer("num_queries", 20, "Query panoramas at known positions inside the map.", lower_bound=1)
 flags.DEFINE_bool("map_only", False, "Write only the map and its queries (needs --map_extent).")
+flags.DEFINE_integer("views_per_place", 4, "gsv_cities only: images of each place.", lower_bound=2)
+flags.DEFINE_integer("place_image_size", 128, "gsv_cities only: side of the square views, pixels.", lower_bound=8)
 flags.DEFINE_bool("overwrite", False, "Write into a non-empty --out (same-name files are replaced).")
+
+
+_CROSS_VIEW_FLAGS = (
+    "num_test", "cvact_raw", "aerial_size", "ground_height", "ground_width", "ground_vfov", "aerial_extent",
+    "test_spacing", "workers", "map_extent", "num_queries", "map_only",
+)  # fmt: skip
+"""Flags of the cross-view layouts, which ``--format=gsv_cities`` does not take."""
 
 
 def _images():
@@ -87,6 +102,11 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.out:
         raise app.UsageError("--out is required.")
+    if FLAGS.format == "gsv_cities":
+        _write_places()
+        return
+    if FLAGS["views_per_place"].present or FLAGS["place_image_size"].present:
+        raise app.UsageError("--views_per_place and --place_image_size are for --format=gsv_cities.")
     if FLAGS.format == "cvusa" and FLAGS["num_test"].present:
         raise app.UsageError("--num_test is for --format=cvact (CVUSA has train and val only).")
     if FLAGS.format == "cvusa" and FLAGS.cvact_raw:
@@ -142,6 +162,35 @@ def main(argv):
             f"Wrote a {written['size']}x{written['size']} px map ({written['metres_per_pixel']:.3f} m per pixel) "
             f"and {written['queries']} query panoramas to {os.path.dirname(written['map'])}"
         )
+
+
+def _write_places():
+    """``--format=gsv_cities``: writes the training and held-out places."""
+    other = [name for name in _CROSS_VIEW_FLAGS if FLAGS[name].present]
+    if other:
+        raise app.UsageError(f"--format=gsv_cities does not take --{', --'.join(other)}.")
+    if FLAGS.num_train + FLAGS.num_val == 0:
+        raise app.UsageError("Nothing to write: --num_train and --num_val are both 0.")
+    try:
+        make_output_directory(FLAGS.out, "--out directory")
+        summary = place_writer.write_gsv_cities(
+            FLAGS.out,
+            FLAGS.num_train,
+            FLAGS.num_val,
+            views_per_place=FLAGS.views_per_place,
+            seed=FLAGS.seed,
+            image_size=FLAGS.place_image_size,
+            spacing=FLAGS.spacing,
+            overwrite=FLAGS.overwrite,
+            jpeg_quality=FLAGS.jpeg_quality,
+        )
+    except (FileExistsError, OutputDirectoryError, ValueError) as error:
+        exit_with_user_error(error)
+    places = ", ".join(f"{count} in {city}" for city, count in summary["places"].items())
+    print(
+        f"Wrote {summary['images']} images of synthetic places ({places}) in the GSV-Cities layout "
+        f"to {summary['out_dir']} in {summary['seconds']:.1f} s"
+    )
 
 
 def run():

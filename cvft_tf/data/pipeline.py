@@ -317,11 +317,17 @@ def _pair_fn(split, ground_size, aerial_size, bad_pairs, read_image):
     return pair
 
 
+def checked(value, ok, message):
+    """``value``, after asserting ``ok``; when it is False the pipeline stops with an error
+    carrying ``message`` (a string tensor), raised as a DatasetError by :func:`dataset_errors`."""
+    check = tf.debugging.Assert(ok, [tf.strings.join([_ERROR_MARKER, message])])
+    with tf.control_dependencies([check]):
+        return tf.identity(value)
+
+
 def _checked_status(status, message):
     """``status``, after asserting it is not _FATAL (the error carries ``message``)."""
-    check = tf.debugging.Assert(tf.not_equal(status, _FATAL), [tf.strings.join([_ERROR_MARKER, message])])
-    with tf.control_dependencies([check]):
-        return tf.identity(status)
+    return checked(status, tf.not_equal(status, _FATAL), message)
 
 
 def _element_fn(split, ground_size, aerial_size, bad_pairs, decoder, orientation_noise_deg, field_of_view):

@@ -125,6 +125,11 @@ class PlaceRecognitionModel(keras.Model):
         self.recall_tracker.update_state(in_batch_place_recall_at_1(descriptors, labels))
         return {metric.name: metric.result() for metric in self.metrics}
 
+    def settings(self):
+        """The constructor's arguments by name, as ``config.model`` gives them
+        (``checkpoints.check_model_config`` compares the two)."""
+        return self.get_config()
+
     def get_config(self):
         config = super().get_config()
         config.update(
