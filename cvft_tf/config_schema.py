@@ -171,10 +171,10 @@ def check_model_section(config):
     Raises:
         ConfigError: naming the field, what it must be and what it is.
     """
-    _check_size(config, "model.ground_size")
-    _check_size(config, "model.aerial_size")
-    _check_size(config, "model.map_size", optional=True)
-    _check_size(config, "model.polar_size", optional=True)
+    check_size(config, "model.ground_size")
+    check_size(config, "model.aerial_size")
+    check_size(config, "model.map_size", optional=True)
+    check_size(config, "model.polar_size", optional=True)
     polar = config.model.aerial_polar
     if polar is None:
         polar = PRESETS[config.model.variant].aerial_polar if config.model.variant in PRESETS else False
@@ -242,7 +242,7 @@ def check_dataset_sections(config):
         raise ConfigError(f"config.data.name must be one of {DATASETS}, got {config.data.name!r}")
     if not config.data.root:
         raise ConfigError("config.data.root is empty: pass --config.data.root=/path/to/dataset")
-    _check_size(config, "data.raw_ground_size", optional=True)
+    check_size(config, "data.raw_ground_size", optional=True)
     if config.data.name == "cvact" and config.eval.split not in cvact.SPLIT_FIELDS:
         splits = sorted(cvact.SPLIT_FIELDS)
         raise ConfigError(f"config.eval.split must be one of {splits} for CVACT, got {config.eval.split!r}")
@@ -266,7 +266,7 @@ def check_dataset_sections(config):
             raise ConfigError(f"config.eval.{field} must be a positive integer, got {config.eval[field]}")
 
 
-def _check_size(config, field, optional=False):
+def check_size(config, field, optional=False):
     """Raises ConfigError unless ``config.<field>`` (e.g. ``"model.ground_size"``) is two
     positive integers, or None when ``optional``."""
     section, name = field.split(".")
@@ -323,15 +323,12 @@ def add_dsm_fields(config):
     config.model.ground_size = (height, max(64, 64 * (width // 64)))
 
 
-def add_salad_fields(config):
-    """The ``salad`` variant's model fields: DINOv2-B/14 + the paper's SALAD head."""
+def salad_head_config():
+    """SALAD's head sizes and dropout, the layer's defaults, as a config section."""
     from cvft_tf.layers.salad import SALAD
-    from cvft_tf.models.dinov2 import DINOV2_BASE
 
     head = SALAD()
-    backbone = PRESETS["salad"].backbone(backbone_kwargs=dict(DINOV2_BASE)).get_config()
-    config.model.backbone.update(backbone, backbone_preset="", backbone_weights="")
-    config.model.aggregator.salad_kwargs = ml_collections.ConfigDict(
+    return ml_collections.ConfigDict(
         dict(
             num_clusters=head.num_clusters,
             cluster_dim=head.cluster_dim,
@@ -340,4 +337,13 @@ def add_salad_fields(config):
             dropout=head.dropout,
         )
     )
+
+
+def add_salad_fields(config):
+    """The ``salad`` variant's model fields: DINOv2-B/14 + the paper's SALAD head."""
+    from cvft_tf.models.dinov2 import DINOV2_BASE
+
+    backbone = PRESETS["salad"].backbone(backbone_kwargs=dict(DINOV2_BASE)).get_config()
+    config.model.backbone.update(backbone, backbone_preset="", backbone_weights="")
+    config.model.aggregator.salad_kwargs = salad_head_config()
     config.train.init = ""

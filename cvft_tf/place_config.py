@@ -16,9 +16,8 @@ place training runs on one device (``default``).
 
 import ml_collections
 
-from cvft_tf.config_schema import ConfigError, _check_size, check_train_section
+from cvft_tf.config_schema import ConfigError, check_size, check_train_section, salad_head_config
 from cvft_tf.data import gsv_cities
-from cvft_tf.layers.salad import SALAD
 from cvft_tf.losses import (
     MULTI_SIMILARITY_ALPHA,
     MULTI_SIMILARITY_BASE,
@@ -34,20 +33,11 @@ SALAD_PLACES_PER_BATCH = 60
 def place_base_config():
     """SALAD's settings (module docstring), with no dataset root or cities yet."""
     config = ml_collections.ConfigDict()
-    head = SALAD()
 
     config.model = ml_collections.ConfigDict()
     config.model.image_size = SALAD_TRAIN_SIZE
     config.model.backbone_kwargs = ml_collections.ConfigDict(DINOV2_BASE)
-    config.model.salad_kwargs = ml_collections.ConfigDict(
-        dict(
-            num_clusters=head.num_clusters,
-            cluster_dim=head.cluster_dim,
-            token_dim=head.token_dim,
-            hidden_dim=head.hidden_dim,
-            dropout=head.dropout,
-        )
-    )
+    config.model.salad_kwargs = salad_head_config()
     config.model.trainable_blocks = SALAD_TRAINABLE_BLOCKS
     config.model.input_format = "imagenet"
     config.model.preset = ""
@@ -108,7 +98,7 @@ def check_place_config(config):
     shared = sorted(set(config.data.cities) & set(config.data.val_cities))
     if shared:
         raise ConfigError(f"config.data.val_cities must be held out of config.data.cities; both have {shared}")
-    _check_size(config, "model.image_size")
+    check_size(config, "model.image_size")
     if config.data.images_per_place < 2:
         raise ConfigError(f"config.data.images_per_place must be at least 2, got {config.data.images_per_place}")
     if config.data.images_per_place > config.data.min_images_per_place:

@@ -57,11 +57,7 @@ def compile_place_model(model, config):
         beta_2=config.train.beta_2,
         epsilon=config.train.adam_epsilon,
     )
-    model.compile(
-        optimizer=optimizer,
-        jit_compile=bool(config.train.jit_compile),
-        steps_per_execution=config.train.steps_per_execution,
-    )
+    training.compile_model(model, config, optimizer)
 
 
 def new_place_model(config):

@@ -71,15 +71,17 @@ def new_model(config):
     return model
 
 
-def compile_model(model, config):
-    """Adam with the config's learning rate, betas and epsilon (the original's TF1 1e-8); optional
-    XLA and several steps per call (``config.train.jit_compile``, ``steps_per_execution``)."""
-    optimizer = keras.optimizers.Adam(
-        learning_rate=config.train.learning_rate,
-        beta_1=config.train.beta_1,
-        beta_2=config.train.beta_2,
-        epsilon=config.train.adam_epsilon,
-    )
+def compile_model(model, config, optimizer=None):
+    """Compiles ``model`` with ``optimizer``, by default Adam with the config's learning rate,
+    betas and epsilon (the original's TF1 1e-8); optional XLA and several steps per call
+    (``config.train.jit_compile``, ``steps_per_execution``)."""
+    if optimizer is None:
+        optimizer = keras.optimizers.Adam(
+            learning_rate=config.train.learning_rate,
+            beta_1=config.train.beta_1,
+            beta_2=config.train.beta_2,
+            epsilon=config.train.adam_epsilon,
+        )
     model.compile(
         optimizer=optimizer,
         jit_compile=bool(config.train.jit_compile),

@@ -50,10 +50,16 @@ def test_cached_batches_are_the_stems_of_the_image_batches_in_order(split):
     assert len(list(one_epoch)) == NUM_PAIRS // BATCH  # one epoch per iteration
     for image_batch, feature_batch in zip(images.repeat().take(6), cached.repeat().take(6)):  # from mid-epoch 1
         np.testing.assert_allclose(
-            feature_batch["ground_features"].numpy(), stems.ground.stem(image_batch["ground"]).numpy(), rtol=1e-5, atol=1e-4
+            feature_batch["ground_features"].numpy(),
+            stems.ground.stem(image_batch["ground"]).numpy(),
+            rtol=1e-5,
+            atol=1e-4,
         )
         np.testing.assert_allclose(
-            feature_batch["aerial_features"].numpy(), stems.aerial.stem(image_batch["aerial"]).numpy(), rtol=1e-5, atol=1e-4
+            feature_batch["aerial_features"].numpy(),
+            stems.aerial.stem(image_batch["aerial"]).numpy(),
+            rtol=1e-5,
+            atol=1e-4,
         )
 
 

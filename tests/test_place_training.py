@@ -14,6 +14,7 @@ from configs import place_synthetic
 from cvft_tf import checkpoints
 from cvft_tf.cli import evaluate_place
 from cvft_tf.config_schema import ConfigError
+from cvft_tf.data.place_lists import read_lists
 from cvft_tf.place_config import check_place_config
 from cvft_tf.place_training import chance_recall, train_place
 from cvft_tf.synthetic import place_writer
@@ -59,7 +60,7 @@ def test_train_resume_and_evaluate_the_best_model(places_root, tmp_path):
 
     best = os.path.join(workdir, "best.keras")
     folders = [os.path.join(places_root, "eval", name) for name in ("query", "database", "ground_truth.json")]
-    metrics = evaluate_place.evaluate(best, *folders, image_size=(28, 28))
+    metrics = evaluate_place.evaluate(best, read_lists(*folders), image_size=(28, 28))
     by_epoch = {int(row["epoch"]) + 1: row for row in rows}
     assert math.isclose(100 * metrics["recall@1"], float(by_epoch[record["epoch"]]["val_r@1"]), abs_tol=1e-6)
 

@@ -3,7 +3,7 @@
 import functools
 import os
 
-from absl import flags, logging
+from absl import app, flags, logging
 
 from cvft_tf import checkpoints
 from cvft_tf.config_schema import ConfigError, check_distribute_section
@@ -11,6 +11,7 @@ from cvft_tf.distribute import STRATEGIES, StrategyError, make_strategy
 from cvft_tf.cli.exits import exit_with_user_error
 from cvft_tf.data.pipeline import DatasetError
 from cvft_tf.evaluation.compare import EvaluationFolderError
+from cvft_tf.interop.salad_torch import SaladConversionError, SaladWeightsError
 from cvft_tf.interop.imagenet import WeightsFileError, WeightsMismatchError, initialize_weights
 from cvft_tf.interop.tf1_checkpoint import CheckpointMismatchError, CheckpointReadError
 from cvft_tf.localization.errors import LocalizationError
@@ -28,10 +29,29 @@ USER_ERRORS = (
     EvaluationFolderError,
     OutputDirectoryError,
     LocalizationError,
+    SaladWeightsError,
+    SaladConversionError,
     FileNotFoundError,
     StrategyError,
 )
 """Errors caused by the user's input: reported as a message and exit status 2, no traceback."""
+
+
+def size_flag(values, name):
+    """``(H, W)`` from the list flag ``--name`` (``None`` when not given).
+
+    Raises:
+        app.UsageError: not two positive integers.
+    """
+    if values is None:
+        return None
+    try:
+        size = tuple(int(value) for value in values)
+    except ValueError:
+        size = ()
+    if len(size) != 2 or min(size) < 1:
+        raise app.UsageError(f"--{name} takes two positive integers H,W; got {','.join(values)!r}.")
+    return size
 
 
 def reports_user_errors(main):

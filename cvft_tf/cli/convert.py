@@ -12,7 +12,7 @@ import os
 
 from absl import app, flags
 
-from cvft_tf.cli.common import reports_user_errors
+from cvft_tf.cli.common import reports_user_errors, size_flag
 from cvft_tf.cli.exits import run_command
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.interop import tf1_checkpoint
@@ -33,18 +33,6 @@ flags.DEFINE_bool(
 )
 
 
-def _size(values, name):
-    if values is None:
-        return None
-    try:
-        size = tuple(int(value) for value in values)
-    except ValueError:
-        size = ()
-    if len(size) != 2 or min(size) < 1:
-        raise app.UsageError(f"--{name} takes two positive integers H,W; got {','.join(values)!r}.")
-    return size
-
-
 @reports_user_errors
 def main(argv):
     if len(argv) > 1:
@@ -61,9 +49,9 @@ def main(argv):
         prefix,
         FLAGS.out,
         variant=FLAGS.variant,
-        ground_size=_size(FLAGS.ground_size, "ground_size"),
-        aerial_size=_size(FLAGS.aerial_size, "aerial_size"),
-        map_size=_size(FLAGS.map_size, "map_size"),
+        ground_size=size_flag(FLAGS.ground_size, "ground_size"),
+        aerial_size=size_flag(FLAGS.aerial_size, "aerial_size"),
+        map_size=size_flag(FLAGS.map_size, "map_size"),
         ignore_extra=FLAGS.ignore_extra,
     )
     width = max(len(row.tf1_name) for row in rows)

@@ -16,18 +16,18 @@ keys (``--ignore_extra`` skips the unused ones and lists them). Needs torch
 and ``docs/salad_weights.md``.
 """
 
-import functools
 import json
 import os
 
 from absl import app, flags
 
 from cvft_tf.checkpoints import write_json_atomic
-from cvft_tf.cli.exits import exit_with_user_error, run_command
+from cvft_tf.cli.common import reports_user_errors, size_flag
+from cvft_tf.cli.exits import run_command
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.interop import salad_torch
 from cvft_tf.models.dinov2 import INPUT_FORMATS, SALAD_TEST_SIZE
-from cvft_tf.output_dirs import OutputDirectoryError, make_output_directory
+from cvft_tf.output_dirs import make_output_directory
 
 _CKPT = flags.DEFINE_string("ckpt", None, "The authors' checkpoint (dino_salad.ckpt): backbone.model.*, aggregator.*.")
 _DINOV2 = flags.DEFINE_string("dinov2", None, "Optional official DINOv2 weights (dinov2_vitb14_pretrain.pth).")
@@ -46,25 +46,6 @@ _NUM_HEADS = flags.DEFINE_integer("num_heads", None, "DINOv2 attention heads (de
 _IGNORE_EXTRA = flags.DEFINE_bool("ignore_extra", False, "Skip (and list) keys the model has no place for.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
 
-USER_ERRORS = (
-    salad_torch.SaladWeightsError,
-    salad_torch.SaladConversionError,
-    FileNotFoundError,
-    OutputDirectoryError,
-)
-"""Errors of the user's input: ``error: <message>``, exit status 2."""
-
-
-def _size(values, name):
-    try:
-        size = tuple(int(value) for value in values)
-    except ValueError:
-        size = ()
-    if len(size) != 2 or min(size) < 1:
-        raise app.UsageError(f"--{name} takes two positive integers H,W; got {','.join(values)!r}.")
-    return size
-
-
 def _output_paths():
     """``(weights, config)`` paths, checked: a ``.weights.h5`` name, not existing unless ``--overwrite``."""
     out = _OUT.value
@@ -77,17 +58,6 @@ def _output_paths():
         if os.path.exists(path) and not _OVERWRITE.value:
             raise app.UsageError(f"{flag} {path} exists; pass --overwrite to replace it.")
     return out, config_out
-
-
-def reports_user_errors(main):
-    @functools.wraps(main)
-    def wrapped(argv):
-        try:
-            return main(argv)
-        except USER_ERRORS as error:
-            exit_with_user_error(error)
-
-    return wrapped
 
 
 @reports_user_errors
@@ -108,10 +78,10 @@ def main(argv):
         sources,
         out,
         variant=_VARIANT.value,
-        image_size=_size(_IMAGE_SIZE.value, "image_size"),
+        image_size=size_flag(_IMAGE_SIZE.value, "image_size"),
         input_format=_INPUT_FORMAT.value,
-        ground_size=_size(_GROUND_SIZE.value, "ground_size"),
-        aerial_size=_size(_AERIAL_SIZE.value, "aerial_size"),
+        ground_size=size_flag(_GROUND_SIZE.value, "ground_size"),
+        aerial_size=size_flag(_AERIAL_SIZE.value, "aerial_size"),
         num_heads=_NUM_HEADS.value,
         ignore_extra=_IGNORE_EXTRA.value,
     )

@@ -67,7 +67,9 @@ def split_branch(branch, frozen_blocks):
     cut = trunk.get_layer(stem_output_layer(frozen_blocks))
     stem = keras.Model(trunk.input, cut.output, name=f"{branch.name}_stem")
     if stem.trainable_weights:
-        raise ValueError(f"{branch.name}: layers before {cut.name} train; frozen_blocks={frozen_blocks} is not the branch's.")
+        raise ValueError(
+            f"{branch.name}: layers before {cut.name} train; frozen_blocks={frozen_blocks} is not the branch's."
+        )
     consumer = branch.layers[names.index(VGG16_TRUNK_NAME) + 1]
     branch_tail = keras.Model(consumer.input, branch.output, name=f"{branch.name}_tail")
     features = keras.Input(shape=stem.output.shape[1:], name=f"{branch.name}_stem_features")

@@ -150,7 +150,9 @@ def test_eval_and_export_commands(dataset_root, tmp_path):
 
 
 def test_clear_errors(dataset_root, tmp_path):
-    result = cli("train", "--config=configs/cvusa.py:smoke", "--config.train.epoch=3", f"--workdir={tmp_path}", check=False)
+    result = cli(
+        "train", "--config=configs/cvusa.py:smoke", "--config.train.epoch=3", f"--workdir={tmp_path}", check=False
+    )
     assert result.returncode != 0 and 'Did you mean "epochs"' in result.stderr
 
     result = cli("train", "--config=configs/cvusa.py:smoke", "--config.data.root=/no/such/dir", f"--workdir={tmp_path}",

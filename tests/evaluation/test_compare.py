@@ -81,8 +81,8 @@ def test_the_command_writes_table_and_plot(tmp_path):
     good = [write_eval(str(tmp_path / f"good{i}"), i, 0.3) for i in range(2)]
     bad = write_eval(str(tmp_path / "bad"), 5, 3.0)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "cvft_tf.cli.compare", f"--out={out}", "--max_k=12", "--title=toy",
-               f"--run=good={tmp_path / 'good0'}", f"--run=good={tmp_path / 'good1'}", f"--run=bad={tmp_path / 'bad'}"]  # fmt: skip
+    runs = [f"--run=good={tmp_path / 'good0'}", f"--run=good={tmp_path / 'good1'}", f"--run=bad={tmp_path / 'bad'}"]
+    command = [sys.executable, "-m", "cvft_tf.cli.compare", f"--out={out}", "--max_k=12", "--title=toy", *runs]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO))
     assert result.returncode == 0, result.stderr[-2000:]
     table = (out / "table.md").read_text()

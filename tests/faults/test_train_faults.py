@@ -32,7 +32,8 @@ def world(tmp_path_factory):
 def train_args(world, workdir, *overrides, epochs=EPOCHS):
     return [
         "--config=configs/synthetic.py:smoke", f"--workdir={workdir}", *data_overrides(world),
-        "--config.train.deterministic=True", "--config.model.backbone.dropout_rate=0.2", f"--config.train.epochs={epochs}",
+        "--config.train.deterministic=True", "--config.model.backbone.dropout_rate=0.2",
+        f"--config.train.epochs={epochs}",
         "--config.train.backup_every_steps=1", "--config.train.keep_checkpoints=2", *overrides,
     ]  # fmt: skip
 

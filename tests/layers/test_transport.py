@@ -1,7 +1,6 @@
 """Cost regression and feature transport vs numpy computations written in the tests."""
 
 import numpy as np
-import tensorflow as tf
 
 from cvft_tf.layers.transport import COST_FC_STDDEV, CostRegression, FeatureTransport
 
