@@ -38,7 +38,9 @@ def time_steps(model, batch):
 
 
 def setting(frozen_blocks, cached, images):
-    model = CrossViewModel("cvft", ground_size=GROUND, aerial_size=AERIAL, frozen_blocks=frozen_blocks, dropout_rate=0.0)
+    model = CrossViewModel(
+        "cvft", ground_size=GROUND, aerial_size=AERIAL, frozen_blocks=frozen_blocks, dropout_rate=0.0
+    )
     model.compile(optimizer=keras.optimizers.Adam(1e-4, epsilon=1e-8))
     stem_seconds = None
     if cached:
@@ -65,7 +67,8 @@ def main(argv):
     for frozen_blocks in (3, 4):
         for cached in (False, True):
             seconds, stem = setting(frozen_blocks, cached, images)
-            rows.append((f"blocks 1-{frozen_blocks} frozen, {'cached features' if cached else 'images'}", seconds, stem))
+            source = "cached features" if cached else "images"
+            rows.append((f"blocks 1-{frozen_blocks} frozen, {source}", seconds, stem))
     base = rows[0][1]
     print(f"cvft, batch {_BATCH.value}, ground {GROUND}, aerial {AERIAL}, {_STEPS.value} steps each")
     print(f"{'setting':<36}{'s/step':>9}{'speed-up':>10}{'cache build s/pair':>20}")
