@@ -73,6 +73,21 @@ def wait_until(condition, process, timeout=240, interval=0.05):
     pytest.fail("the awaited moment did not come")
 
 
+def freeze(process):
+    """Stops ``process`` with SIGSTOP and waits until every thread of it is stopped, so the
+    files it writes stay as they are while the test looks at them."""
+    process.send_signal(signal.SIGSTOP)
+    tasks = f"/proc/{process.pid}/task"
+    while True:
+        states = []
+        for thread in os.listdir(tasks):
+            with open(os.path.join(tasks, thread, "stat")) as stat:
+                states.append(stat.read().rsplit(")", 1)[1].split()[0])
+        if all(state in "TtZX" for state in states):
+            return
+        time.sleep(0.001)
+
+
 def saved_batches(workdir):
     """Batches read by the newest checkpoint of ``workdir`` (0 before the first)."""
     state = checkpoints.latest_state(str(workdir))
@@ -143,7 +158,12 @@ def test_sigkill_while_a_checkpoint_is_written_leaves_the_run_resumable(world, u
         names = os.listdir(directory) if os.path.isdir(directory) else []
         return any(name.startswith(checkpoints.PARTIAL_PREFIX) for name in names) and saved_batches(workdir) >= 1
 
-    wait_until(writing, process, interval=0.002)
+    while True:  # the write seen may end before the kill: freeze the process, then look again
+        wait_until(writing, process, interval=0.002)
+        freeze(process)
+        if writing():
+            break
+        process.send_signal(signal.SIGCONT)
     process.kill()
     process.wait()
     assert any(name.startswith(checkpoints.PARTIAL_PREFIX) for name in os.listdir(directory))
