@@ -86,11 +86,22 @@ def test_cvft_ground_descriptor_is_transported_map():
 
 
 def test_encoders_usable_alone_and_dropout_training_only():
+    """Each encoder is a one-input model on the model's own weights; dropout acts in training only."""
     model = CrossViewModel("cvft", **TINY)
-    batch = tiny_batch(2)
-    joint = model(batch)
-    np.testing.assert_allclose(model.aerial_encoder(batch["aerial"]).numpy(), joint["aerial"].numpy(), atol=1e-6)
-    np.testing.assert_allclose(model.ground_encoder(batch["ground"]).numpy(), joint["ground"].numpy(), atol=1e-6)
+    batch, other = tiny_batch(2, seed=0), tiny_batch(2, seed=1)
+    assert len(model.aerial_encoder.inputs) == len(model.ground_encoder.inputs) == 1
+    alone = model.aerial_encoder(batch["aerial"]).numpy()
+    assert alone.shape == (2, 2 * 2 * 64)
+    np.testing.assert_allclose(np.linalg.norm(alone, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(model({"ground": other["ground"], "aerial": batch["aerial"]})["aerial"].numpy(), alone)
+
+    reduction = model.aerial_branch.get_layer("aerial_reduction")
+    reduction.set_weights([w + 0.5 for w in reduction.get_weights()])
+    changed = model.aerial_encoder(batch["aerial"]).numpy()
+    assert np.abs(changed - alone).max() > 1e-3
+    np.testing.assert_allclose(model(batch)["aerial"].numpy(), changed, atol=1e-6)
+
+    np.testing.assert_array_equal(model.aerial_encoder(batch["aerial"]).numpy(), changed)
     first = model.aerial_encoder(batch["aerial"], training=True).numpy()
     second = model.aerial_encoder(batch["aerial"], training=True).numpy()
     assert np.abs(first - second).max() > 1e-4
@@ -124,14 +135,40 @@ def test_train_steps_lower_loss_on_fixed_batch(variant):
     assert last["loss"] < first["loss"] - 1e-3
 
 
+def numpy_masked_triplet_loss(aerial, ground, mask, gamma=10.0):
+    """Eq. (6) with the CVACT mask, written independently: masked differences add log 2."""
+    distance = 2.0 - 2.0 * aerial.astype(np.float64) @ ground.astype(np.float64).T
+    positive = np.diag(distance)
+    ground_to_aerial = np.logaddexp(0.0, gamma * (positive[None, :] - distance) * mask)
+    aerial_to_ground = np.logaddexp(0.0, gamma * (positive[:, None] - distance) * mask)
+    return (ground_to_aerial.sum() + aerial_to_ground.sum()) / mask.sum() / 2.0
+
+
 def test_train_step_with_distance_mask_xla_and_recall():
+    """Under XLA the step's loss masks the negatives within 25 m, and its r@1 is the batch's."""
     model = CrossViewModel("cvft", dropout_rate=0.0, **TINY)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=True)
     batch = tiny_batch(4)
-    batch["distance_sq"] = np.full((4, 4), 1e4, np.float32) * (1 - np.eye(4, dtype=np.float32))
-    logs = model.fit(tf.data.Dataset.from_tensors(batch).repeat(3), epochs=1, verbose=0).history
-    assert np.isfinite(logs["loss"][-1])
-    assert 0.0 <= logs["recall@1"][-1] <= 1.0
+    east = np.array([0.0, 10.0, 100.0, 200.0])  # places 0 and 1 are 10 m apart: one place
+    batch["distance_sq"] = ((east[:, None] - east[None, :]) ** 2).astype(np.float32)
+    mask = (batch["distance_sq"] >= 25.0**2).astype(np.float64)
+    assert mask.sum() == 10  # the diagonal and the (0, 1) pairs are removed
+
+    out = model(batch)
+    aerial, ground = out["aerial"].numpy(), out["ground"].numpy()
+    logs = model.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0, return_dict=True)
+    masked = numpy_masked_triplet_loss(aerial, ground, mask)
+    unmasked = numpy_masked_triplet_loss(aerial, ground, 1.0 - np.eye(4))
+    np.testing.assert_allclose(logs["loss"], masked, rtol=1e-4)
+    assert abs(masked - unmasked) > 1e-3 * abs(masked)
+    distance = 2.0 - 2.0 * aerial @ ground.T
+    expected_recall = np.mean([np.sum(distance[:, i] < distance[i, i]) == 0 for i in range(4)])
+    np.testing.assert_allclose(logs["recall@1"], expected_recall, atol=1e-6)
+
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    fit_logs = model.fit(tf.data.Dataset.from_tensors(batch).repeat(3), epochs=1, verbose=0).history
+    assert np.isfinite(fit_logs["loss"][-1])
+    assert any(not np.allclose(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
 
 
 def test_mixed_precision_train_step_is_finite():
