@@ -9,8 +9,9 @@ import pytest
 
 from cvft_tf import checkpoints
 from cvft_tf.models.cross_view import CrossViewModel
+from tests.tiny_models import TINY as SIZES
 
-TINY = dict(ground_size=(32, 128), aerial_size=(64, 64), dropout_rate=0.0)
+TINY = dict(SIZES, dropout_rate=0.0)
 
 
 def record(r1, r5=50.0, r10=60.0, loss=0.5, epoch=1):

@@ -8,8 +8,9 @@ import tensorflow as tf
 from cvft_tf import run_state
 from cvft_tf.data.pipeline import DecodeCounter
 from cvft_tf.models.cross_view import CrossViewModel
+from tests.tiny_models import TINY as SIZES
 
-TINY = {"ground_size": (32, 128), "aerial_size": (64, 64), "dropout_rate": 0.5}
+TINY = dict(SIZES, dropout_rate=0.5)
 
 
 def test_dropout_rng_and_epoch_metrics_are_restored():

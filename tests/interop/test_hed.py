@@ -17,8 +17,9 @@ from cvft_tf.interop import hed
 from cvft_tf.interop.imagenet import initialize_weights
 from cvft_tf.models.cross_view import CrossViewModel
 from cvft_tf.models.vgg16 import VGG16_BLOCK_WIDTHS, VGG16_CONV_NAMES
+from tests.tiny_models import TINY as SIZES
 
-TINY = dict(ground_size=(32, 128), aerial_size=(64, 64), dropout_rate=0.0)
+TINY = dict(SIZES, dropout_rate=0.0)
 
 
 @pytest.fixture(scope="module")

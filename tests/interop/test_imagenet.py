@@ -24,8 +24,7 @@ from cvft_tf.interop.imagenet import (
 )
 from cvft_tf.models.cross_view import CrossViewModel
 from cvft_tf.models.vgg16 import VGG16_CONV_NAMES
-
-TINY = dict(ground_size=(32, 128), aerial_size=(64, 64))
+from tests.tiny_models import TINY
 
 
 def write_legacy_h5(model, path):

@@ -11,8 +11,7 @@ import tensorflow as tf
 
 from cvft_tf.interop import tf1_checkpoint
 from cvft_tf.models.cross_view import CrossViewModel
-
-TINY = dict(ground_size=(32, 128), aerial_size=(64, 64))
+from tests.tiny_models import TINY
 
 
 def save_tf1(directory, values):

@@ -19,8 +19,7 @@ from cvft_tf.models.backbones import VGG16Backbone
 from cvft_tf.models.cross_view import CrossViewModel
 from cvft_tf.models.matchers import SoftMarginTriplet
 from cvft_tf.models.parts import Part
-
-TINY = dict(ground_size=(32, 128), aerial_size=(64, 64))
+from tests.tiny_models import TINY
 
 
 def pixels(model, seed=0):

@@ -8,17 +8,7 @@ import tensorflow as tf
 from cvft_tf.data.preprocess import VGG_MEAN_BGR
 from cvft_tf.models.cross_view import CrossViewModel, build_model
 from cvft_tf.models.vgg16 import VGG16_CONV_NAMES
-
-TINY = dict(ground_size=(32, 128), aerial_size=(64, 64))
-
-
-def tiny_batch(batch=4, seed=0, ground_size=(32, 128), aerial_size=(64, 64)):
-    """Random BGR pixels in [0, 255] (float32), as the model takes them."""
-    rng = np.random.default_rng(seed)
-    return {
-        "ground": np.clip(128 + rng.normal(size=(batch, *ground_size, 3)) * 60, 0, 255).astype(np.float32),
-        "aerial": np.clip(128 + rng.normal(size=(batch, *aerial_size, 3)) * 60, 0, 255).astype(np.float32),
-    }
+from tests.tiny_models import TINY, tiny_batch
 
 
 def trainable_layer_names(model):

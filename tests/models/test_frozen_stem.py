@@ -5,7 +5,7 @@ import pytest
 
 from cvft_tf.models import frozen_stem
 from cvft_tf.models.cross_view import CrossViewModel
-from tests.models.test_cross_view import TINY, tiny_batch
+from tests.tiny_models import TINY, tiny_batch
 
 
 @pytest.mark.parametrize(
