@@ -50,14 +50,16 @@ def test_heading_columns_appear_for_methods_that_estimate_headings():
 
 
 def test_a_map_runs_curve_comes_from_its_saved_ranks(tmp_path):
+    """No descriptors, stale numbers in metrics.json: the recalls and the curve are the ranks'."""
     eval_dir = tmp_path / "eval"
     eval_dir.mkdir()
-    ranks = np.array([0, 0, 3, 12, 1, 0, 7, 30, 2, 0])
+    ranks = np.array([0, 0, 3, 12, 1, 0, 7, 30, 2, 0])  # 0-based: four at rank 0, one each at 1, 2, 3, 7
     np.save(eval_dir / "ranks.npy", ranks)
-    (eval_dir / "metrics.json").write_text(json.dumps(recall.summarize(ranks)))
+    (eval_dir / "metrics.json").write_text(json.dumps(metrics(0, 0, 0, 0, [0], n=10)))
     run = compare.read_run(str(eval_dir), 10)
-    assert run["r@1"] == 40.0 and run["r@5"] == 70.0
-    assert run["curve"] == (100 * recall.recall_curve(ranks, 10)).tolist()
+    assert (run["r@1"], run["r@5"], run["r@10"]) == (40.0, 70.0, 80.0)
+    np.testing.assert_allclose(run["curve"], [40, 50, 60, 70, 70, 70, 70, 80, 80, 80])
+    assert len(compare.read_run(str(eval_dir), 4)["curve"]) == 4
 
 
 def write_eval(workdir, seed, shift):
