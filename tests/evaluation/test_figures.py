@@ -30,12 +30,26 @@ def test_to_display_rgb_inverts_preprocessing():
     np.testing.assert_array_equal(clipped, [[[255, 255, 255]]])
 
 
-def test_recall_curve_figure():
-    curves = {
-        "CVFT": np.linspace(60.0, 99.0, 89),
-        "VGG_conv": np.linspace(30.0, 90.0, 60),
-    }
-    assert_rgb_with_content(figures.recall_curve_figure(curves, title="CVUSA"))
+MATPLOTLIB_FIRST_COLORS = ((31, 119, 180), (255, 127, 14))
+"""RGB of matplotlib's first two cycle colours (C0, C1): the first and second curve."""
+
+
+def pixels_of_color(image, rgb, tolerance=30):
+    """Row and column indices of the pixels within ``tolerance`` (L1) of ``rgb``."""
+    return np.nonzero(np.abs(image.astype(int) - np.array(rgb)).sum(-1) <= tolerance)
+
+
+def test_recall_curve_figure_draws_each_curve_at_its_height():
+    low, high = np.full(50, 20.0), np.full(50, 80.0)
+    image = figures.recall_curve_figure({"low": low, "high": high}, title="CVUSA")
+    assert_rgb_with_content(image)
+    (low_rows, low_columns), (high_rows, high_columns) = (pixels_of_color(image, c) for c in MATPLOTLIB_FIRST_COLORS)
+    assert np.median(high_rows) < np.median(low_rows) - image.shape[0] / 4  # 80 % is drawn well above 20 %
+    for columns in (low_columns, high_columns):
+        assert columns.max() - columns.min() > image.shape[1] / 2  # each spans the axes, K = 1..50
+    swapped = figures.recall_curve_figure({"high": high, "low": low})
+    assert np.median(pixels_of_color(swapped, MATPLOTLIB_FIRST_COLORS[0])[0]) < np.median(low_rows)
+    assert pixels_of_color(figures.recall_curve_figure({}), MATPLOTLIB_FIRST_COLORS[0])[0].size == 0
 
 
 def test_retrieval_figure_frames_correct_green_and_wrong_red():
@@ -112,9 +126,17 @@ def test_feature_alignment_figure():
     assert taller.shape[0] > image.shape[0]
 
 
-def test_transport_plan_figure():
+def bright_pixel_slope(image):
+    """Correlation of row and column over the heat map's brightest (magma's yellow) pixels."""
+    rows, columns = np.nonzero((image.astype(int).sum(-1) > 600) & (image[..., 2] < 230))
+    return np.corrcoef(rows, columns)[0, 1]
+
+
+def test_transport_plan_figure_draws_the_plan_where_it_is():
     plan = np.random.default_rng(4).dirichlet(np.ones(64), size=64)
     assert_rgb_with_content(figures.transport_plan_figure(plan))
+    assert bright_pixel_slope(figures.transport_plan_figure(np.eye(16))) > 0.3  # mass on the diagonal
+    assert bright_pixel_slope(figures.transport_plan_figure(np.fliplr(np.eye(16)))) < -0.3
 
 
 def test_save_png_round_trip(tmp_path):
