@@ -5,7 +5,7 @@ Nothing of the port is trusted: the TF1 graph below is written from ``docs/origi
 original's variable scopes (``VGG_grd/conv1_1/weights``, ``grd_conv``, ``ot_grd_branchot_fc``,
 ...). It is initialised with random weights, run once, and saved by ``tf.compat.v1.train.Saver`` together with real Adam
 slots (``.../Adam``, ``.../Adam_1``, ``beta1_power``, ``beta2_power``) and the original's
-unnamed global step ``Variable``. The checkpoint is converted (by ``scripts/convert.py`` for
+unnamed global step ``Variable``. The checkpoint is converted (by ``python -m cvft_tf.cli.convert`` for
 ``cvft``, by the library for the others) and the port's descriptors must equal the graph's.
 
 Sizes: aerial 256x256 as the original, so the aerial map is 8x8 by itself (VGG /16, then the
@@ -38,7 +38,6 @@ from cvft_tf.interop.imagenet import WeightsMismatchError, initialize_weights
 from cvft_tf.models.cross_view import CrossViewModel
 
 v1 = tf.compat.v1
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GROUND_SIZE = (64, 320)
 AERIAL_SIZE = (256, 256)
 BATCH = 2
@@ -259,7 +258,8 @@ def test_cvft_through_the_cli_matches_tf1(original, tmp_path):
     result = subprocess.run(
         [
             sys.executable,
-            os.path.join(REPO, "scripts", "convert.py"),
+            "-m",
+            "cvft_tf.cli.convert",
             f"--tf1_checkpoint={checkpoint_dir}",
             "--variant=cvft",
             f"--out={out}",
