@@ -300,24 +300,6 @@ def top_k_indices(ground, aerial, k, *, chunk_size=DEFAULT_CHUNK_SIZE, dtype="fl
     )
 
 
-def recall_at_1(distance):
-    """In-batch r@1 of ground queries on a [batch, batch] distance matrix, in TF ops.
-
-    ``distance[k, i]`` is between aerial k and ground i (the layout of the original's
-    ``2 - 2 * S G^T``; positives on the diagonal). Query i is correct when no aerial is
-    strictly closer than its own; ties count as correct, as in ``match_ranks``.
-    XLA-compatible (static shapes, no host ops): usable inside a jit-compiled train step.
-    Pass ``tf.transpose(distance)`` for aerial-to-ground r@1.
-
-    Returns:
-        float32 scalar in [0, 1].
-    """
-    distance = tf.convert_to_tensor(distance)
-    positive = tf.linalg.diag_part(distance)
-    closer = tf.reduce_sum(tf.cast(distance < positive[tf.newaxis, :], tf.int32), axis=0)
-    return tf.reduce_mean(tf.cast(closer == 0, tf.float32))
-
-
 def recheck_margin(aerial_norm_max, ground_norms, dim, input_roundoff=_FLOAT32_ROUNDOFF):
     """Half-width M of the recheck window on dot products (see the module docstring).
 

@@ -27,7 +27,7 @@ plan) for the paper's Figure 7.
 import keras
 
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
-from cvft_tf.evaluation.recall import recall_at_1
+from cvft_tf.models.batch_recall import recall_at_1
 from cvft_tf.feature_cache import AERIAL_FEATURES, GROUND_FEATURES
 from cvft_tf.layers.polar import PolarTransform
 from cvft_tf.models import frozen_stem, replicas

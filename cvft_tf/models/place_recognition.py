@@ -9,9 +9,9 @@ multi-similarity loss on the pairs mined with margin 0.1
 """
 
 import keras
-import tensorflow as tf
 
 from cvft_tf import losses
+from cvft_tf.models.batch_recall import in_batch_place_recall_at_1
 from cvft_tf.models.dinov2 import SALAD_TRAIN_SIZE, SALAD_TRAINABLE_BLOCKS, backbone_kwargs_from_preset
 from cvft_tf.models.optimizer_step import minimize
 from cvft_tf.models.salad_branch import build_salad_branch
@@ -144,20 +144,3 @@ class PlaceRecognitionModel(keras.Model):
             miner_margin=self.miner_margin,
         )
         return config
-
-
-def in_batch_place_recall_at_1(descriptors, labels):
-    """Share of images whose most similar other image in the batch has the same label.
-
-    Args:
-        descriptors: ``[B, D]``; labels: ``[B]``.
-
-    Returns:
-        scalar float32 in [0, 1].
-    """
-    descriptors = tf.cast(descriptors, tf.float32)
-    similarity = tf.matmul(descriptors, descriptors, transpose_b=True)
-    similarity -= 3.0 * tf.eye(tf.shape(similarity)[0])
-    labels = tf.reshape(labels, [-1])
-    nearest = tf.gather(labels, tf.argmax(similarity, axis=1))
-    return tf.reduce_mean(tf.cast(tf.equal(nearest, labels), tf.float32))

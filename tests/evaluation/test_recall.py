@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from cvft_tf.evaluation import recall
 
@@ -260,20 +259,6 @@ def test_top_k_indices_sorted_with_stable_ties():
     distance = original_distance(ground, aerial)
     expected = [sorted(range(40), key=lambda k: (distance[k, i], k))[:5] for i in range(12)]
     np.testing.assert_array_equal(recall.top_k_indices(ground, aerial, 5, chunk_size=5), expected)
-
-
-def test_in_batch_recall_at_1_matches_numpy_under_xla():
-    rng = np.random.default_rng(2)
-    ground, aerial = sign_rows(rng, 32, dim=4), sign_rows(rng, 32, dim=4)
-    ground[:8] = aerial[:8]
-    distance = original_distance(ground, aerial).astype(np.float32)
-    expected = np.mean([not any(distance[k, i] < distance[i, i] for k in range(32)) for i in range(32)])
-    assert 0.0 < expected < 1.0
-    compiled = tf.function(recall.recall_at_1, jit_compile=True)
-    value = compiled(tf.constant(distance))
-    assert value.dtype == tf.float32
-    assert float(value) == pytest.approx(expected, abs=1e-7)
-    assert float(recall.recall_at_1(distance)) == pytest.approx(expected, abs=1e-7)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "tensorflow"])

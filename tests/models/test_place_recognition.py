@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from cvft_tf.losses import multi_similarity_loss
-from cvft_tf.models.place_recognition import PlaceRecognitionModel, in_batch_place_recall_at_1
+from cvft_tf.models.place_recognition import PlaceRecognitionModel
 
 TINY_BACKBONE = dict(
     patch_size=14, num_layers=2, hidden_dim=32, num_heads=2, intermediate_dim=64, position_embedding_shape=(42, 42, 3)
@@ -85,11 +85,6 @@ def test_multi_similarity_loss_without_mining_and_gradients():
     assert float(loss) == pytest.approx(expected, rel=1e-5)
     gradient = tape.gradient(loss, descriptors).numpy()
     assert np.all(np.isfinite(gradient)) and np.any(gradient != 0.0)
-
-
-def test_in_batch_recall_at_1():
-    descriptors = np.eye(4, dtype=np.float32)[[0, 0, 1, 2, 2, 3]]
-    assert float(in_batch_place_recall_at_1(descriptors, tf.constant([7, 7, 8, 9, 9, 8]))) == pytest.approx(4 / 6)
 
 
 def tiny_model(**kwargs):
