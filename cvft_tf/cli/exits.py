@@ -18,6 +18,7 @@ import sys
 
 from absl import app, flags, logging
 
+from cvft_tf.cli.console import plain_console_logs, wants_logs
 from cvft_tf.stop_signals import StoppedBySignal
 
 USER_ERROR_STATUS = 2
@@ -64,6 +65,8 @@ def flag_error_message(error):
 def _reporting_usage_errors(main):
     @functools.wraps(main)
     def wrapped(argv):
+        workdir = flags.FLAGS["workdir"].value if "workdir" in flags.FLAGS else None
+        plain_console_logs(workdir, verbose=wants_logs(sys.argv, os.environ))
         try:
             return main(argv)
         except app.UsageError as error:
