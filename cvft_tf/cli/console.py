@@ -14,6 +14,7 @@ Users who ask for the logs keep them: their own ``TF_CPP_MIN_LOG_LEVEL`` below 2
 import importlib.abc
 import importlib.util
 import logging
+import multiprocessing
 import os
 import re
 import sys
@@ -79,7 +80,7 @@ class _QuietLoader(importlib.abc.Loader):
             self._loader.exec_module(module)
             gpus = module.config.list_physical_devices("GPU")
         sys.stderr.writelines(kept_lines(captured.text))
-        if not gpus:
+        if not gpus and multiprocessing.parent_process() is None:  # once, not in each worker process
             print(NO_GPU_LINE, file=sys.stderr)
 
 

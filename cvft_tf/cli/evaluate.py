@@ -154,7 +154,7 @@ def main(argv):
         make_output_directory(out_dir, "evaluation output directory")
     dataset = eval_dataset(config, split)
     logging.info("Embedding %d pairs of %s", len(split), split.name)
-    embeddings = embed.embed_split(model, dataset, strategy)
+    embeddings = embed.embed_split(model, dataset, strategy, total=len(split))
     geo_radius = config.eval.geo_radius_m if config.eval.split == "test" else None
     metrics = scoring.score(
         embeddings,
