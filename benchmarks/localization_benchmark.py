@@ -66,7 +66,7 @@ def indexing_throughput():
     """Windows per second of the cvft-index path, or None without ``--map``."""
     if not _MAP.value:
         return None
-    from configs import synthetic  # the repository root on PYTHONPATH (module docstring)
+    from cvft_tf.configs import synthetic
     from cvft_tf.localization import encoders as model_encoders
     from cvft_tf.localization.geomap import open_map
     from cvft_tf.localization.index import map_window_reader, window_batches

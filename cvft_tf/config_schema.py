@@ -1,4 +1,4 @@
-"""Defaults shared by ``configs/*.py``: the original's training and evaluation settings.
+"""Defaults shared by the configs of ``cvft_tf/configs``: the original's training and evaluation settings.
 
 Each config file calls :func:`base_config`, sets its dataset fields and applies its
 ``arg`` with :func:`apply_arg`. Sections map onto code without translation:

@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from cvft_tf.data.preprocess import resize_to_bgr_tf
+from cvft_tf.progress import Progress
 
 SIGNATURES = ("ground", "aerial", "ground_resized", "aerial_resized")
 RAW_GROUND = {"cvusa": "none", "cvact": "cvact"}
@@ -72,6 +73,7 @@ def export_saved_model(model, path, raw_ground="none"):
     def describe(encoder, images):
         return {"descriptor": encoder(images, training=False)}
 
+    progress = Progress(len(SIGNATURES) + 1, unit="step")  # tracing each signature, then writing
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
@@ -79,25 +81,30 @@ def export_saved_model(model, path, raw_ground="none"):
         fn=lambda images: describe(model.ground_encoder, resize_to_bgr_tf(cut(images), ground_size)),
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
     )
+    progress.add(1)
     archive.add_endpoint(
         name="aerial",
         fn=lambda images: describe(model.aerial_encoder, resize_to_bgr_tf(check_square_tf(images), aerial_size)),
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
     )
+    progress.add(1)
     archive.add_endpoint(
         name="ground_resized",
         fn=lambda images: describe(model.ground_encoder, images),
         input_signature=[tf.TensorSpec([None, *ground_size, 3], tf.float32, name="images")],
     )
+    progress.add(1)
     archive.add_endpoint(
         name="aerial_resized",
         fn=lambda images: describe(model.aerial_encoder, images),
         input_signature=[tf.TensorSpec([None, *aerial_size, 3], tf.float32, name="images")],
     )
+    progress.add(1)
     path = os.fspath(path)
     staging = path.rstrip("/") + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
     archive.write_out(staging, verbose=False)
+    progress.add(1)
     info = {"raw_ground": raw_ground, "ground_size": list(ground_size), "aerial_size": list(aerial_size),
             "variant": model.variant}  # fmt: skip
     os.makedirs(os.path.join(staging, os.path.dirname(EXPORT_INFO)), exist_ok=True)

@@ -33,6 +33,7 @@ import tensorflow as tf
 from absl import logging
 
 from cvft_tf.data import pipeline
+from cvft_tf.progress import Progress
 
 GROUND_FEATURES = "ground_features"
 """Batch key of the ground stem's features ``[B, h, w, c]``."""
@@ -104,6 +105,8 @@ def build_feature_cache(
     aerial = np.empty((len(split), *model_split.aerial.feature_shape), np.float32)
     rows = np.full(len(split), -1, np.int64)
     count = 0
+    logging.info("Caching the frozen stem's features of %d pairs", len(split))
+    progress = Progress(len(split))
     with pipeline.dataset_errors():
         for ground_images, aerial_images, indices in dataset:
             size = int(indices.shape[0])
@@ -112,6 +115,8 @@ def build_feature_cache(
             aerial[count : count + size] = aerial_stem(aerial_images).numpy()
             rows[indices.numpy()] = np.arange(count, count + size)
             count += size
+            progress.add(size)
+    progress.finish()
     cache = FeatureCache(ground=ground[:count] if with_ground else None, aerial=aerial[:count], rows=rows)
     logging.info(
         "Cached the frozen stem's features of %d pairs (%d skipped): %.0f MB in %.1f s",

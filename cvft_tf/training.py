@@ -147,7 +147,8 @@ class EpochValidation(BestModelKeeper):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         started = time.time()
-        embeddings = embed.embed_split(self.model, self.val_data)
+        print(f"\nValidating on {len(self.val_split)} pairs")  # a line below the epoch's bar, which ends later
+        embeddings = embed.embed_split(self.model, self.val_data, total=len(self.val_split))
         metrics = scoring.score(
             embeddings,
             chunk_size=self.config.eval.chunk_size,

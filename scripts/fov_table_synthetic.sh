@@ -17,7 +17,6 @@ variants="${VARIANTS:-cvft dsm}"
 epochs="${EPOCHS:-6}"
 seed="${SEED:-0}"
 read -r -a extra <<< "${EXTRA:-}"
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 world="${WORLD:-$out/world}"
 started=$SECONDS
 

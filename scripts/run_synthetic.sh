@@ -11,7 +11,6 @@ workdir="${1:-runs/synthetic}"
 num_train="${NUM_TRAIN:-1600}"
 num_val="${NUM_VAL:-100}"
 epochs="${EPOCHS:-6}"
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 config=configs/synthetic.py
 world="$workdir/world"
 started=$SECONDS

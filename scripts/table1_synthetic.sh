@@ -17,7 +17,6 @@ epochs="${EPOCHS:-6}"
 seeds="${SEEDS:-0 1}"
 config_arg="${CONFIG_ARG:-}"
 read -r -a extra <<< "${EXTRA:-}"
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 world="$out/world"
 started=$SECONDS
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from configs import cvact, cvusa, synthetic
+from cvft_tf.configs import cvact, cvusa, synthetic
 from cvft_tf.config_schema import (
     ConfigError,
     check_dataset_sections,

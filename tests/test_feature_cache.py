@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from configs import synthetic as synthetic_config
+from cvft_tf.configs import synthetic as synthetic_config
 from cvft_tf import feature_cache, training
 from cvft_tf.data import cvusa
 from cvft_tf.data.field_of_view import FieldOfView

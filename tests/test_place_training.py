@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from configs import gsv_cities as gsv_cities_config
-from configs import place_synthetic
+from cvft_tf.configs import gsv_cities as gsv_cities_config
+from cvft_tf.configs import place_synthetic
 from cvft_tf import checkpoints
 from cvft_tf.cli import evaluate_place
 from cvft_tf.config_schema import ConfigError

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from configs import synthetic as synthetic_config
+from cvft_tf.configs import synthetic as synthetic_config
 from cvft_tf import checkpoints, training
 from cvft_tf.config_schema import ConfigError
 from cvft_tf.training_checkpoints import TrainingCheckpoints

@@ -1,4 +1,4 @@
-"""``cvft-eval --config configs/X.py --workdir DIR [--weights FILE]``: recall and figures.
+"""``cvft-eval --config NAME|FILE.py --workdir DIR [--weights FILE]``: recall and figures.
 
 Embeds the evaluation split once (``config.eval.split``: ``val``; CVACT also ``test``),
 prints r@1, r@5, r@10, r@1% with their chance levels and writes into ``DIR/eval`` (or ``--out``):
@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 from absl import app, flags, logging
-from ml_collections import config_flags
+from cvft_tf.configs import define_config_flag
 
 from cvft_tf import checkpoints, distribute
 from cvft_tf.cli.common import (
@@ -43,7 +43,7 @@ from cvft_tf.evaluation import compare, embed, figure_sources, figures, recall, 
 from cvft_tf.output_dirs import atomic_path, make_output_directory
 from cvft_tf.data.from_config import eval_dataset, read_split
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
+_CONFIG = define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (model and output location).")
 _WEIGHTS = flags.DEFINE_string("weights", None, "Weights file (.weights.h5, .keras or TF1 prefix) to evaluate.")
 _OUT = flags.DEFINE_string("out", None, "Output directory (default: WORKDIR/eval).")
@@ -154,7 +154,7 @@ def main(argv):
         make_output_directory(out_dir, "evaluation output directory")
     dataset = eval_dataset(config, split)
     logging.info("Embedding %d pairs of %s", len(split), split.name)
-    embeddings = embed.embed_split(model, dataset, strategy)
+    embeddings = embed.embed_split(model, dataset, strategy, total=len(split))
     geo_radius = config.eval.geo_radius_m if config.eval.split == "test" else None
     metrics = scoring.score(
         embeddings,

@@ -18,6 +18,7 @@ import sys
 
 from absl import app, flags, logging
 
+from cvft_tf.cli.console import plain_console_logs, wants_logs
 from cvft_tf.stop_signals import StoppedBySignal
 
 USER_ERROR_STATUS = 2
@@ -64,6 +65,8 @@ def flag_error_message(error):
 def _reporting_usage_errors(main):
     @functools.wraps(main)
     def wrapped(argv):
+        workdir = flags.FLAGS["workdir"].value if "workdir" in flags.FLAGS else None
+        plain_console_logs(workdir, verbose=wants_logs(sys.argv, os.environ))
         try:
             return main(argv)
         except app.UsageError as error:
@@ -88,8 +91,20 @@ def _end_now(status, line=None):
     os._exit(status)
 
 
+def _show_usage_in_help(main):
+    """Makes ``--help`` print the command's docstring (and the config names), as ``python script.py --help`` does.
+
+    absl prints the docstring of ``__main__``, which for a console script is the stub pip wrote.
+    """
+    script = sys.modules["__main__"]
+    if not script.__doc__:
+        config_help = flags.FLAGS["config"].help if "config" in flags.FLAGS else ""
+        script.__doc__ = "\n".join(filter(None, [sys.modules[main.__module__].__doc__, config_help]))
+
+
 def run_command(main):
     """Console entry point: ``app.run(main)`` with the exit statuses of this module."""
+    _show_usage_in_help(main)
     try:
         app.run(_reporting_usage_errors(main), flags_parser=parse_flags)
     except SystemExit as exit_request:

@@ -1,4 +1,4 @@
-"""``cvft-export --config configs/X.py --workdir DIR --out SAVEDMODEL``: SavedModel export.
+"""``cvft-export --config NAME|FILE.py --workdir DIR --out SAVEDMODEL``: SavedModel export.
 
 Signatures ``ground``, ``aerial`` (uint8 RGB, any size) and ``ground_resized``,
 ``aerial_resized`` (float32 BGR pixels at model size); see ``cvft_tf.export``. An earlier SavedModel
@@ -8,7 +8,7 @@ at ``--out`` is replaced; a file or a directory of other files there is refused.
 import os
 
 from absl import app, flags, logging
-from ml_collections import config_flags
+from cvft_tf.configs import define_config_flag
 
 from cvft_tf.cli.common import load_trained_model, reports_user_errors
 from cvft_tf.config_schema import check_model_section
@@ -16,7 +16,7 @@ from cvft_tf.cli.exits import run_command
 from cvft_tf.export import RAW_GROUND, SIGNATURES, export_saved_model
 from cvft_tf.output_dirs import OutputDirectoryError, make_output_directory
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
+_CONFIG = define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir holding best.keras or checkpoints/.")
 _WEIGHTS = flags.DEFINE_string("weights", None, "Weights file instead of the workdir's model.")
 _OUT = flags.DEFINE_string("out", None, "Output SavedModel directory.")

@@ -24,7 +24,7 @@ The same command resumes a killed run where it stopped; another ``--map`` into t
 import os
 
 from absl import app, flags
-from ml_collections import config_flags
+from cvft_tf.configs import define_config_flag
 
 from cvft_tf.cli.common import reports_user_errors
 from cvft_tf.cli.exits import run_command
@@ -34,7 +34,7 @@ from cvft_tf.localization import index, search
 from cvft_tf.localization.geomap import open_map
 from cvft_tf.localization.tiles import TileFolder
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
+_CONFIG = define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir whose best model embeds the map.")
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "SavedModel of cvft-export, instead of --workdir.")
 _MAP = flags.DEFINE_string(

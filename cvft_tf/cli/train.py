@@ -1,4 +1,4 @@
-"""``cvft-train --config configs/X.py --workdir DIR``: train, validate each epoch, resume.
+"""``cvft-train --config NAME|FILE.py --workdir DIR``: train, validate each epoch, resume.
 
 Any config field can be overridden: ``--config.train.epochs=3``,
 ``--config.data.root=/data/CVUSA``; a misspelt field is an error. With
@@ -12,14 +12,14 @@ first (``cvft_tf.distribute``); ``config.train.batch_size`` is then the global b
 
 import tensorflow as tf
 from absl import app, flags
-from ml_collections import config_flags
+from cvft_tf.configs import define_config_flag
 
 from cvft_tf import training
 from cvft_tf.cli.common import apply_strategy_flags, configured_strategy, define_strategy_flags, reports_user_errors
 from cvft_tf.config_schema import check_dataset_sections, check_model_section, check_train_section
 from cvft_tf.cli.exits import run_command
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
+_CONFIG = define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, TensorBoard, config.json.")
 _STRATEGY, _LOGICAL_CPUS = define_strategy_flags()
 flags.mark_flags_as_required(["config", "workdir"])

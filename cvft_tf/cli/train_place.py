@@ -1,4 +1,4 @@
-"""``cvft-train-place --config configs/X.py --workdir DIR``: train DINOv2 + SALAD on GSV-Cities-style places.
+"""``cvft-train-place --config NAME|FILE.py --workdir DIR``: train DINOv2 + SALAD on GSV-Cities-style places.
 
 The place-recognition counterpart of ``cvft-train`` (``cvft_tf.place_training``): the same
 workdir (checkpoints, resume at any saved step, TensorBoard, ``history.csv``,
@@ -12,14 +12,14 @@ an error.
 """
 
 from absl import app, flags
-from ml_collections import config_flags
+from cvft_tf.configs import define_config_flag
 
 from cvft_tf.cli.common import reports_user_errors
 from cvft_tf.cli.exits import run_command
 from cvft_tf.place_config import check_place_config
 from cvft_tf.place_training import train_place
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
+_CONFIG = define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, TensorBoard, config.json, best.keras.")
 flags.mark_flags_as_required(["config", "workdir"])
 

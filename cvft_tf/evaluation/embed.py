@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from cvft_tf.data.pipeline import dataset_errors
+from cvft_tf.progress import Progress
 
 
 _ENCODERS = weakref.WeakKeyDictionary()
@@ -37,7 +38,7 @@ class Embeddings:
     heading: np.ndarray | None = None
 
 
-def embed_split(model, dataset, strategy=None):
+def embed_split(model, dataset, strategy=None, total=None):
     """Runs both encoders over an evaluation dataset (every pair once, in order).
 
     Args:
@@ -46,24 +47,28 @@ def embed_split(model, dataset, strategy=None):
             split) and optionally ``utm`` and ``heading_deg``.
         strategy: a ``tf.distribute.Strategy`` of several replicas to split each batch
             among (:func:`embed_split_distributed`); None: one device.
+        total: the number of pairs, for the progress bar's ETA (None: unknown).
 
     Returns:
         :class:`Embeddings`.
     """
     if strategy is not None and strategy.num_replicas_in_sync > 1:
-        return embed_split_distributed(model, dataset, strategy)
+        return embed_split_distributed(model, dataset, strategy, total)
 
     encode = _encoder(model)
     grounds, aerials, utms, headings = [], [], [], []
+    progress = Progress(total)
     with dataset_errors():
         for batch in dataset:
             out = encode(batch["ground"], batch["aerial"])
+            progress.add(len(out["ground"]))
             grounds.append(out["ground"].numpy())
             aerials.append(out["aerial"].numpy())
             if "utm" in batch:
                 utms.append(batch["utm"].numpy())
             if "heading_deg" in batch:
                 headings.append(batch["heading_deg"].numpy())
+    progress.finish()
     if not grounds:
         raise ValueError("The evaluation split is empty.")
     return Embeddings(
@@ -74,7 +79,7 @@ def embed_split(model, dataset, strategy=None):
     )
 
 
-def embed_split_distributed(model, dataset, strategy):
+def embed_split_distributed(model, dataset, strategy, total=None):
     """:func:`embed_split` with each batch split among ``strategy``'s replicas.
 
     Every replica encodes its slice, and the slices of all replicas (and workers) are
@@ -91,11 +96,14 @@ def embed_split_distributed(model, dataset, strategy):
         return {**out, **kept}
 
     parts = {}
+    progress = Progress(total)
     padded = dataset.map(lambda batch: pad_to_multiple(batch, strategy.num_replicas_in_sync))
     with dataset_errors():
         for batch in strategy.experimental_distribute_dataset(padded):
             for key, value in strategy.run(encode, args=(batch,)).items():
                 parts.setdefault(key, []).append(strategy.gather(value, axis=0).numpy())
+            progress.add(int(np.sum(parts["index"][-1] >= 0)))
+    progress.finish()
     if not parts:
         raise ValueError("The evaluation split is empty.")
     gathered = {key: np.concatenate(values) for key, values in parts.items()}

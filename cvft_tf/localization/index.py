@@ -30,7 +30,6 @@ import os
 import re
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -42,6 +41,7 @@ from cvft_tf.localization.geomap import pixel_to_map
 from cvft_tf.localization.tiles import TileFolder
 from cvft_tf.localization.windows import WindowGrid, window_grid
 from cvft_tf.output_dirs import atomic_path, make_output_directory
+from cvft_tf.progress import Progress
 
 MANIFEST = "manifest.json"
 CHUNK_DIR = "chunks"
@@ -193,7 +193,7 @@ def _embed_missing(source, read, entry, encoders, index_dir, progress):
     numbers = np.concatenate([np.arange(c * size, min(count, (c + 1) * size)) for c in chunks] or [np.zeros(0, int)])
     if len(chunks) < -(-count // size):
         logging.info("Resuming %s: %d of %d windows already indexed", source.path, count - len(numbers), count)
-    bar = keras.utils.Progbar(len(numbers), unit_name="tile", stateful_metrics=["tiles/s"]) if progress else None
+    bar = Progress(len(numbers), unit="tile") if progress else None
     start, done, pending = time.perf_counter(), 0, []
     batches = window_batches(read, numbers, encoders.aerial_size, entry["batch_size"])
     try:
@@ -208,7 +208,9 @@ def _embed_missing(source, read, entry, encoders, index_dir, progress):
                 )
                 chunks, pending = chunks[1:], []
             if bar is not None:
-                bar.update(done, values=[("tiles/s", done / max(time.perf_counter() - start, 1e-9))])
+                bar.add(done - bar.done)
+        if bar is not None:
+            bar.finish()
     except tf.errors.OpError as error:
         found = _MAP_ERROR.search(error.message)
         raise MapError(found.group(1) if found else f"reading the map {source.path}: {error.message}") from None

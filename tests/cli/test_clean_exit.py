@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from configs import synthetic as synthetic_config
+from cvft_tf.configs import synthetic as synthetic_config
 from cvft_tf.models.cross_view import build_model
 from tests.data.fixtures import write_cvusa
 

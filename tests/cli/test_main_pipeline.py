@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from configs import cvusa as cvusa_config
+from cvft_tf.configs import cvusa as cvusa_config
 from cvft_tf import checkpoints, training
 from cvft_tf.data.preprocess import resize_image
 from cvft_tf.evaluation.recall import REPORTED_METRICS as REPORTED

@@ -11,7 +11,7 @@ import fcntl
 import os
 import shutil
 
-from configs import cvusa
+from cvft_tf.configs import cvusa
 from cvft_tf import checkpoints
 from cvft_tf.models.cross_view import build_model
 from tests.faults.harness import digests

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from configs import cvusa
+from cvft_tf.configs import cvusa
 from cvft_tf import checkpoints
 from cvft_tf.export import export_saved_model
 from cvft_tf.localization import encoders
