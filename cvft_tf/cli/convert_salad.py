@@ -28,6 +28,7 @@ from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.interop import salad_torch
 from cvft_tf.models.dinov2 import INPUT_FORMATS, SALAD_TEST_SIZE
 from cvft_tf.output_dirs import make_output_directory
+from cvft_tf.progress import Progress
 
 _CKPT = flags.DEFINE_string("ckpt", None, "The authors' checkpoint (dino_salad.ckpt): backbone.model.*, aggregator.*.")
 _DINOV2 = flags.DEFINE_string("dinov2", None, "Optional official DINOv2 weights (dinov2_vitb14_pretrain.pth).")
@@ -69,8 +70,10 @@ def main(argv):
     out, config_out = _output_paths()
     for path in {os.path.dirname(os.path.abspath(out)), os.path.dirname(os.path.abspath(config_out))}:
         make_output_directory(path, "folder of --out")
+    progress = Progress(3, unit="step")  # reading the checkpoints, converting, writing the config
     checkpoint = salad_torch.read_state_dict(_CKPT.value, "--ckpt")
     dinov2_weights = salad_torch.read_state_dict(_DINOV2.value, "--dinov2") if _DINOV2.value else None
+    progress.add(1)
     sources = salad_torch.split_sources(
         checkpoint, f"--ckpt {_CKPT.value}", dinov2_weights, f"--dinov2 {_DINOV2.value}"
     )
@@ -85,7 +88,9 @@ def main(argv):
         num_heads=_NUM_HEADS.value,
         ignore_extra=_IGNORE_EXTRA.value,
     )
+    progress.add(1)
     write_json_atomic(config, config_out)
+    progress.add(1).finish()
     width = max(len(row.key) for row in rows)
     for row in rows:
         print(f"{row.key:<{width}}  ->  {row.keras_path} {list(row.shape)}")

@@ -33,6 +33,7 @@ from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.models.cross_view import CrossViewModel
 from cvft_tf.models.vgg16 import VGG16_BLOCK_WIDTHS
 from cvft_tf.output_dirs import atomic_path
+from cvft_tf.progress import Progress
 
 _BRANCH_SCOPES = (("ground", "grd"), ("aerial", "sat"))
 """(port branch, TF1 abbreviation) pairs: scopes ``VGG_grd``/``grd_conv`` and ``VGG_sat``/``sat_conv``."""
@@ -285,11 +286,15 @@ def convert_checkpoint(
     out = os.fspath(out)
     if not out.endswith(".weights.h5"):
         raise ValueError(f"The output file must end in '.weights.h5' (Keras weights), got {out!r}.")
+    progress = Progress(3, unit="step")  # building the model, reading the checkpoint, writing
     model = CrossViewModel(variant, ground_size=ground_size, aerial_size=aerial_size, map_size=map_size)
+    progress.add(1)
     rows = load_tf1_checkpoint(model, checkpoint, ignore_extra=ignore_extra)
+    progress.add(1)
     directory = os.path.dirname(out)
     if directory:
         os.makedirs(directory, exist_ok=True)
     with atomic_path(out) as partial:
         model.save_weights(partial)
+    progress.add(1).finish()
     return rows

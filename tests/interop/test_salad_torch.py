@@ -293,6 +293,7 @@ def test_the_command_converts_a_lightning_checkpoint_and_a_dinov2_file(tmp_path)
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "blocks.0.attn.qkv.weight (--dinov2" in result.stdout
+    assert "3/3 steps" in result.stdout  # progress, as plain lines in a pipe
     from cvft_tf.cli.evaluate_place import load_place_model
 
     model = load_place_model(str(out), (70, 84), str(tmp_path / "out" / "salad.json"))

@@ -276,6 +276,7 @@ def test_cvft_through_the_cli_matches_tf1(original, tmp_path):
     assert re.search(row, result.stdout)
     assert "VGG_sat/conv5_3/biases" in result.stdout and "Adam" not in result.stdout
     assert "Wrote 60 variables" in result.stdout
+    assert "3/3 steps" in result.stdout  # progress, as plain lines in a pipe
     model = CrossViewModel("cvft", ground_size=GROUND_SIZE, aerial_size=AERIAL_SIZE)
     model.load_weights(out)
     assert_parity(model, original, "cvft")
