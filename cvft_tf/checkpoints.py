@@ -278,7 +278,7 @@ def load_model(path, expected_model_config=None, model_class=CrossViewModel):
     if not zipfile.is_zipfile(path):
         raise UnreadableCheckpointError(f"{path} is not a readable .keras archive (truncated or corrupt)")
     try:
-        model = keras.saving.load_model(path)
+        model = keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - re-raised with the file name
         raise UnreadableCheckpointError(f"Cannot load checkpoint {path}: {error}") from error
     if not isinstance(model, model_class):

@@ -4,8 +4,11 @@
         [--top_k 10] [--truth runs/world/map/queries.csv]
     cvft-localize --index runs/index --images q1.jpg q2.jpg --out runs/localized
 
-The queries are embedded with the ground branch of the model the index records (or of
-``--workdir`` / ``--saved_model``, which must be the same model). For each query it writes
+The queries are embedded with the ground branch of the index's model. An index never runs
+code on its own (docs/security.md): a model the index records as a training workdir is
+loaded from its ``.keras`` file in safe mode; one it records as a SavedModel, which runs its
+own graph, is loaded only when the user names it with ``--saved_model`` (``--workdir`` /
+``--saved_model`` must name the index's model). For each query it writes
 ``OUT/<name>/matches.json`` and ``matches.csv`` (the top-K positions with their scores: map
 coordinates, latitude and longitude; at least ``--min_separation_m`` apart, 25 m by default,
 so that they are K distinct places) and ``heatmap.png`` (the scores over the map, the
@@ -107,6 +110,23 @@ def write_heatmaps(loaded, encoders, records, descriptors, folders):
         save_png(image, os.path.join(folder, "heatmap.png"))
 
 
+def recorded_source(manifest, index_dir):
+    """The model source an index records, when loading it runs no code from the index.
+
+    Raises:
+        app.UsageError: the index records a SavedModel (its graph is code, and whoever wrote
+            the manifest chose it): the user must name it with ``--saved_model``.
+    """
+    source = manifest["model"]["source"]
+    if "saved_model" in source:
+        raise app.UsageError(
+            f"the index {index_dir} was built with the SavedModel {source['saved_model']}; a SavedModel runs "
+            f"its own code, so cvft-localize loads one only when you name it: pass --saved_model PATH "
+            "(or the model's training workdir with --workdir)"
+        )
+    return source
+
+
 @reports_user_errors
 def main(argv):
     images = _IMAGES.value + argv[1:]
@@ -122,7 +142,7 @@ def main(argv):
     elif _WORKDIR.value:
         source = {"workdir": os.path.abspath(_WORKDIR.value)}
     else:
-        source = loaded.manifest["model"]["source"]
+        source = recorded_source(loaded.manifest, _INDEX.value)
     encoders = model_encoders.from_source(source)
     check_model(loaded.manifest, encoders, _INDEX.value)
     make_output_directory(_OUT.value, "--out directory")
