@@ -31,8 +31,8 @@ from cvft_tf.localization import localize, search
 from cvft_tf.localization.errors import MapError
 from cvft_tf.localization.geomap import open_map
 from cvft_tf.localization.heatmap import heatmap_figure, map_extent
-from cvft_tf.localization.index import check_model, is_tiles, write_json
-from cvft_tf.output_dirs import make_output_directory
+from cvft_tf.localization.index import check_model, is_tiles
+from cvft_tf.output_dirs import make_output_directory, write_json_atomic
 
 _INDEX = flags.DEFINE_string("index", None, "Index directory of cvft-index.")
 _IMAGES = flags.DEFINE_multi_string("images", [], "Query panoramas (repeat the flag or list them after it).")
@@ -154,7 +154,7 @@ def main(argv):
     rows = []
     for record, folder in zip(records, folders):
         make_output_directory(folder, "query output directory")
-        write_json(record, os.path.join(folder, "matches.json"))
+        write_json_atomic(record, os.path.join(folder, "matches.json"))
         matches = localize.match_rows(record)
         localize.write_csv(matches, os.path.join(folder, "matches.csv"))
         rows += matches
@@ -181,7 +181,7 @@ def main(argv):
             index=os.path.abspath(_INDEX.value),
             search=loaded.manifest["search"],
         )
-        write_json(summary, os.path.join(_OUT.value, "summary.json"))
+        write_json_atomic(summary, os.path.join(_OUT.value, "summary.json"))
         print(localize.summary_table(summary))
     print(f"Results: {_OUT.value} (per query: matches.json, matches.csv, heatmap.png)")
 
