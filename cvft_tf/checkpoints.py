@@ -32,6 +32,7 @@ import keras
 from absl import logging
 
 from cvft_tf.models.cross_view import MODEL_PARTS, CrossViewModel
+from cvft_tf import output_dirs
 from cvft_tf.output_dirs import PARTIAL_PREFIX, atomic_path
 
 CHECKPOINT_DIR = "checkpoints"
@@ -58,9 +59,8 @@ class UnreadableCheckpointError(CheckpointError):
 
 
 def write_json_atomic(data, path):
-    """Writes ``data`` as JSON to ``path`` via a temporary file and a rename (``atomic_path``)."""
-    with atomic_path(path) as partial, open(partial, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
+    """Writes ``data`` as JSON with sorted keys to ``path``, whole or not at all (``output_dirs``)."""
+    output_dirs.write_json_atomic(data, path, sort_keys=True)
 
 
 def save_model_atomic(model, path, extra_files=None):
@@ -278,7 +278,7 @@ def load_model(path, expected_model_config=None, model_class=CrossViewModel):
     if not zipfile.is_zipfile(path):
         raise UnreadableCheckpointError(f"{path} is not a readable .keras archive (truncated or corrupt)")
     try:
-        model = keras.saving.load_model(path)
+        model = keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - re-raised with the file name
         raise UnreadableCheckpointError(f"Cannot load checkpoint {path}: {error}") from error
     if not isinstance(model, model_class):

@@ -21,7 +21,7 @@ import tempfile
 
 import tensorflow as tf
 
-from cvft_tf.output_dirs import make_output_directory
+from cvft_tf import directory_lock
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 """Values of ``config.distribute.strategy``."""
@@ -89,7 +89,9 @@ def is_chief(strategy):
 
 @contextlib.contextmanager
 def writing_directory(workdir, strategy):
-    """The directory this process writes the run's files into: ``workdir`` for the chief.
+    """The directory this process writes the run's files into: ``workdir`` for the chief,
+    which holds the workdir's lock for the whole run (:mod:`cvft_tf.directory_lock`: a
+    second run on the same workdir stops at once).
 
     The other workers of a multi-worker strategy run the same program, so they take the same
     steps (a strategy's collective ops need every worker), but write into a temporary
@@ -99,9 +101,11 @@ def writing_directory(workdir, strategy):
 
     Raises:
         OutputDirectoryError: the chief cannot write ``workdir``.
+        DirectoryInUseError: another run holds ``workdir``.
     """
     if is_chief(strategy):
-        yield make_output_directory(workdir, "workdir")
+        with directory_lock.hold(workdir, "workdir"):
+            yield workdir
         return
     task = strategy.cluster_resolver.task_id
     scratch = tempfile.mkdtemp(prefix=f"cvft-worker-{task}-")

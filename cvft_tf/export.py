@@ -19,12 +19,12 @@ settings (raw-ground handling, sizes, variant) are in ``assets.extra/cvft_export
 
 import json
 import os
-import shutil
 
 import keras
 import tensorflow as tf
 
 from cvft_tf.data.preprocess import resize_to_bgr_tf
+from cvft_tf.output_dirs import directory_replaced_whole
 from cvft_tf.progress import Progress
 
 SIGNATURES = ("ground", "aerial", "ground_resized", "aerial_resized")
@@ -53,8 +53,10 @@ def check_square_tf(images):
 def export_saved_model(model, path, raw_ground="none"):
     """Writes ``model``'s two encoders as a SavedModel with the :data:`SIGNATURES`.
 
-    The export is written next to ``path`` and moved into place at the end, so an
-    interrupted export never leaves a half-written SavedModel at ``path``.
+    The export is written into a new folder next to ``path`` and put in place as a whole at
+    the end (``output_dirs.directory_replaced_whole``): an interrupted export never leaves a
+    half-written SavedModel at ``path``, and an export it replaces is removed only once the
+    new one is in place.
 
     Args:
         model: a built :class:`cvft_tf.models.cross_view.CrossViewModel`.
@@ -100,16 +102,12 @@ def export_saved_model(model, path, raw_ground="none"):
         input_signature=[tf.TensorSpec([None, *aerial_size, 3], tf.float32, name="images")],
     )
     progress.add(1)
-    path = os.fspath(path)
-    staging = path.rstrip("/") + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    archive.write_out(staging, verbose=False)
-    progress.add(1)
     info = {"raw_ground": raw_ground, "ground_size": list(ground_size), "aerial_size": list(aerial_size),
             "variant": model.variant}  # fmt: skip
-    os.makedirs(os.path.join(staging, os.path.dirname(EXPORT_INFO)), exist_ok=True)
-    with open(os.path.join(staging, EXPORT_INFO), "w") as handle:
-        json.dump(info, handle, indent=2)
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(staging, path)
+    with directory_replaced_whole(path) as staging:
+        archive.write_out(staging, verbose=False)
+        os.makedirs(os.path.join(staging, os.path.dirname(EXPORT_INFO)), exist_ok=True)
+        with open(os.path.join(staging, EXPORT_INFO), "w") as handle:
+            json.dump(info, handle, indent=2)
+    progress.add(1).finish()
     return path

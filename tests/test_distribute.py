@@ -7,6 +7,7 @@ import types
 import pytest
 
 from cvft_tf import distribute
+from cvft_tf.directory_lock import DirectoryInUseError
 
 
 def fake_strategy(chief, task_id=1):
@@ -21,6 +22,9 @@ def test_the_chief_writes_into_the_workdir(tmp_path):
     workdir = tmp_path / "run"
     with distribute.writing_directory(str(workdir), fake_strategy(chief=True)) as output:
         assert output == str(workdir) and workdir.is_dir()
+        with pytest.raises(DirectoryInUseError, match=f"in use by another run \\(pid {os.getpid()}: "):
+            with distribute.writing_directory(str(workdir), fake_strategy(chief=True)):
+                pass
     assert workdir.is_dir()
 
 

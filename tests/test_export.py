@@ -1,15 +1,18 @@
 """SavedModel export: four signatures, reloaded descriptors equal the in-memory model's."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from cvft_tf import output_dirs
 from cvft_tf.data import cvact
 from cvft_tf.data.preprocess import resize_image, resize_to_bgr_tf
 from cvft_tf.export import EXPORT_INFO, SIGNATURES, export_saved_model
 from cvft_tf.models.cross_view import CrossViewModel
+from tests.faults.harness import digests
 
 
 @pytest.mark.large
@@ -36,7 +39,28 @@ def test_export_reload_matches_in_memory(tmp_path):
     got = loaded.signatures["aerial_resized"](images=tf.cast(aerial_ready, tf.float32))["descriptor"].numpy()
     np.testing.assert_allclose(got, expected_aerial, atol=1e-5)
     assert got.shape == (2, model.descriptor_size)
-    assert not (tmp_path / "saved.partial").exists()
+    assert os.listdir(tmp_path) == ["saved"]
+
+
+@pytest.mark.large
+def test_a_replaced_export_is_kept_until_the_new_one_is_in_place(tmp_path, monkeypatch):
+    model = CrossViewModel("vgg_conv", ground_size=(32, 128), aerial_size=(64, 64))
+    path = export_saved_model(model, tmp_path / "saved")
+    before = digests(path)
+    moves = []
+
+    def replace_then_fail(source, destination):
+        moves.append(os.path.basename(source))
+        if len(moves) == 2:  # the old export is aside, the new one not yet in place
+            raise OSError(28, "No space left on device")
+        real_replace(source, destination)
+
+    real_replace = os.replace
+    monkeypatch.setattr(output_dirs.os, "replace", replace_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        export_saved_model(model, path)
+    assert moves[0] == "saved" and moves[1].startswith(output_dirs.WRITING_PREFIX)
+    assert digests(path) == before and os.listdir(tmp_path) == ["saved"]
 
 
 @pytest.mark.large

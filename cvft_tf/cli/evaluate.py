@@ -1,7 +1,9 @@
 """``cvft-eval --config NAME|FILE.py --workdir DIR [--weights FILE]``: recall and figures.
 
 Embeds the evaluation split once (``config.eval.split``: ``val``; CVACT also ``test``),
-prints r@1, r@5, r@10, r@1% with their chance levels and writes into ``DIR/eval`` (or ``--out``):
+prints r@1, r@5, r@10, r@1% with their chance levels and writes into ``DIR/eval`` (or ``--out``),
+which it replaces as a whole once every file is written (a failed run leaves the earlier
+folder as it was, never a mix of two runs' files):
 
 * ``metrics.json``: ``r@1``, ``r@5``, ``r@10``, ``r@1%`` in percent, ``curve`` (r@K for
   K = 1..top-1%), ``num_queries``, ``chance`` (the same r@K for a random ranking),
@@ -40,7 +42,7 @@ from cvft_tf.cli.common import (
 from cvft_tf.config_schema import check_dataset_sections, check_model_section
 from cvft_tf.cli.exits import run_command
 from cvft_tf.evaluation import compare, embed, figure_sources, figures, recall, scoring
-from cvft_tf.output_dirs import atomic_path, make_output_directory
+from cvft_tf.output_dirs import directory_replaced_whole, make_output_directory
 from cvft_tf.data.from_config import eval_dataset, read_split
 
 _CONFIG = define_config_flag()
@@ -101,14 +103,22 @@ def compared_curves(workdirs):
     }
 
 
-def save_npy_atomic(array, path):
-    """``np.save`` to ``path`` through a temporary name and a rename (``atomic_path``)."""
-    with atomic_path(path) as partial, open(partial, "wb") as handle:
-        np.save(handle, array)
+def write_outputs(out_dir, embeddings, metrics):
+    """The descriptors, positions, headings, ranks (popped from ``metrics``) and
+    ``metrics.json`` of one evaluation, into the new folder ``out_dir``."""
+    np.save(os.path.join(out_dir, "ground_descriptors.npy"), embeddings.ground)
+    np.save(os.path.join(out_dir, "aerial_descriptors.npy"), embeddings.aerial)
+    if embeddings.utm is not None:
+        np.save(os.path.join(out_dir, "utm.npy"), embeddings.utm)
+    if embeddings.heading is not None:
+        np.save(os.path.join(out_dir, "headings.npy"), embeddings.heading)
+    if "ranks" in metrics:
+        np.save(os.path.join(out_dir, "ranks.npy"), metrics.pop("ranks"))
+    checkpoints.write_json_atomic(metrics, os.path.join(out_dir, "metrics.json"))
 
 
 def write_figures(model, dataset, split, embeddings, metrics, out_dir, num_queries, other_curves):
-    """Writes the PNG figures of one evaluation; returns their paths."""
+    """Writes the PNG figures of one evaluation into ``out_dir``; returns their file names."""
     curves = {"this run": metrics["curve"], **other_curves}
     images = {"recall_curve": figures.recall_curve_figure(curves, title="Recall at K")}
     count = min(num_queries, len(embeddings.ground))
@@ -120,12 +130,11 @@ def write_figures(model, dataset, split, embeddings, metrics, out_dir, num_queri
         true_index=np.arange(count),
     )
     images.update(figure_sources.feature_figures(model, dataset))
-    paths = []
+    names = []
     for name, image in images.items():
-        path = os.path.join(out_dir, f"{name}.png")
-        figures.save_png(image, path)
-        paths.append(path)
-    return paths
+        figures.save_png(image, os.path.join(out_dir, f"{name}.png"))
+        names.append(f"{name}.png")
+    return names
 
 
 @reports_user_errors
@@ -178,18 +187,12 @@ def main(argv):
         logging.info("r@1 %.2f; the chief writes the results.", metrics["r@1"])
         return
 
-    save_npy_atomic(embeddings.ground, os.path.join(out_dir, "ground_descriptors.npy"))
-    save_npy_atomic(embeddings.aerial, os.path.join(out_dir, "aerial_descriptors.npy"))
-    if embeddings.utm is not None:
-        save_npy_atomic(embeddings.utm, os.path.join(out_dir, "utm.npy"))
-    if embeddings.heading is not None:
-        save_npy_atomic(embeddings.heading, os.path.join(out_dir, "headings.npy"))
-    if "ranks" in metrics:
-        save_npy_atomic(metrics.pop("ranks"), os.path.join(out_dir, "ranks.npy"))
-    figure_paths = write_figures(
-        model, dataset, split, embeddings, metrics, out_dir, config.eval.num_figure_queries, other_curves
-    )
-    checkpoints.write_json_atomic(metrics, os.path.join(out_dir, "metrics.json"))
+    with directory_replaced_whole(out_dir) as staging:
+        write_outputs(staging, embeddings, metrics)
+        figure_names = write_figures(
+            model, dataset, split, embeddings, metrics, staging, config.eval.num_figure_queries, other_curves
+        )
+    figure_paths = [os.path.join(out_dir, name) for name in figure_names]
 
     print(f"{split.name}: {metrics['num_queries']} queries, variant {model.variant}")
     print(recall_table(metrics, "recall (%)"))

@@ -18,6 +18,10 @@ its K nearest database images is one of its positives (NetVLAD, MSLS and SALAD's
   ``_dbImages.npy``, ``_qImages.npy``, ``_qIdx.npy``, ``_pIdx.npy`` / ``_gt.npy``) and ``--root``
   (the folder their paths are relative to): :mod:`cvft_tf.data.salad_lists`.
 
+A ``.npy`` ground truth that is an object array (SALAD's ``_pIdx.npy`` / ``_gt.npy``) is a
+pickle, which can run code when read: it is refused unless ``--allow_pickle_ground_truth``
+is given (docs/security.md shows how to convert it once to a padded integer array).
+
 ``--positive_radius`` (metres; ``pittsburgh``: the file's ``posDistThr`` by default, ``msls``:
 25) sets how far a positive may be.
 
@@ -86,6 +90,10 @@ _MODEL_CONFIG = flags.DEFINE_string("model_config", None, "JSON of PlaceRecognit
 _QUERY_DIR = flags.DEFINE_string("query_dir", None, "lists: folder of query images.")
 _DATABASE_DIR = flags.DEFINE_string("database_dir", None, "lists: folder of database images.")
 _GROUND_TRUTH = flags.DEFINE_string("ground_truth", None, "lists: positives per query, .json, .csv or .npy.")
+_ALLOW_PICKLE = flags.DEFINE_bool(
+    "allow_pickle_ground_truth", False,
+    "lists, salad_npy: read a .npy ground truth that is an object array (a pickle: it can run code).",
+)
 _ROOT = flags.DEFINE_string("root", None, "pittsburgh, msls, salad_npy: dataset root the image names are under.")
 _MAT = flags.DEFINE_string("mat", None, "pittsburgh: NetVLAD dbStruct file, e.g. pitts30k_test.mat.")
 _CITIES = flags.DEFINE_list("cities", list(VAL_CITIES), "msls: cities to evaluate (MSLS-val: cph,sf).")
@@ -117,16 +125,18 @@ def read_place_set(
     cities=VAL_CITIES,
     lists=None,
     positive_radius=None,
+    allow_pickle=False,
 ):
-    """The :class:`~cvft_tf.data.place_sets.PlaceSet` of ``layout`` (module docstring)."""
+    """The :class:`~cvft_tf.data.place_sets.PlaceSet` of ``layout`` (module docstring);
+    ``allow_pickle``: accept an object-array ``.npy`` ground truth (it can run code)."""
     if layout == "lists":
-        return read_lists(query_dir, database_dir, ground_truth)
+        return read_lists(query_dir, database_dir, ground_truth, allow_pickle)
     if layout == "pittsburgh":
         return read_pittsburgh(mat, root, positive_radius)
     if layout == "msls":
         return read_msls(root, tuple(cities), POSITIVE_RADIUS_M if positive_radius is None else positive_radius)
     if layout == "salad_npy":
-        return read_salad_lists(lists, root)
+        return read_salad_lists(lists, root, allow_pickle)
     raise ValueError(f"unknown layout {layout!r}; expected one of {list(LAYOUT_FLAGS)}")
 
 
@@ -330,6 +340,7 @@ def main(argv):
             cities=_CITIES.value,
             lists=_LISTS.value,
             positive_radius=_POSITIVE_RADIUS.value,
+            allow_pickle=_ALLOW_PICKLE.value,
         )
         metrics = evaluate(
             _WEIGHTS.value,

@@ -26,6 +26,7 @@ import os
 from absl import app, flags
 from cvft_tf.configs import define_config_flag
 
+from cvft_tf import directory_lock
 from cvft_tf.cli.common import reports_user_errors
 from cvft_tf.cli.exits import run_command
 from cvft_tf.config_schema import ConfigError, check_model_section
@@ -68,10 +69,11 @@ def main(argv):
         encoders = model_encoders.from_saved_model(_SAVED_MODEL.value)
     else:
         encoders = model_encoders.from_workdir(config, _WORKDIR.value)
-    summary = index.build_index(
-        source, encoders, _OUT.value, footprint, _STRIDE.value, kind=_SEARCH.value,
-        batch_size=_BATCH.value, chunk_batches=_CHUNK.value, nprobe=_NPROBE.value,
-    )  # fmt: skip
+    with directory_lock.hold(_OUT.value, "index directory"):
+        summary = index.build_index(
+            source, encoders, _OUT.value, footprint, _STRIDE.value, kind=_SEARCH.value,
+            batch_size=_BATCH.value, chunk_batches=_CHUNK.value, nprobe=_NPROBE.value,
+        )  # fmt: skip
     record = summary["search"]
     if tiles:
         windows = f"{summary['windows']} tiles (one window each)"

@@ -4,8 +4,11 @@
         [--top_k 10] [--truth runs/world/map/queries.csv]
     cvft-localize --index runs/index --images q1.jpg q2.jpg --out runs/localized
 
-The queries are embedded with the ground branch of the model the index records (or of
-``--workdir`` / ``--saved_model``, which must be the same model). For each query it writes
+The queries are embedded with the ground branch of the index's model. An index never runs
+code on its own (docs/security.md): a model the index records as a training workdir is
+loaded from its ``.keras`` file in safe mode; one it records as a SavedModel, which runs its
+own graph, is loaded only when the user names it with ``--saved_model`` (``--workdir`` /
+``--saved_model`` must name the index's model). For each query it writes
 ``OUT/<name>/matches.json`` and ``matches.csv`` (the top-K positions with their scores: map
 coordinates, latitude and longitude; at least ``--min_separation_m`` apart, 25 m by default,
 so that they are K distinct places) and ``heatmap.png`` (the scores over the map, the
@@ -28,8 +31,8 @@ from cvft_tf.localization import localize, search
 from cvft_tf.localization.errors import MapError
 from cvft_tf.localization.geomap import open_map
 from cvft_tf.localization.heatmap import heatmap_figure, map_extent
-from cvft_tf.localization.index import check_model, is_tiles, write_json
-from cvft_tf.output_dirs import make_output_directory
+from cvft_tf.localization.index import check_model, is_tiles
+from cvft_tf.output_dirs import make_output_directory, write_json_atomic
 
 _INDEX = flags.DEFINE_string("index", None, "Index directory of cvft-index.")
 _IMAGES = flags.DEFINE_multi_string("images", [], "Query panoramas (repeat the flag or list them after it).")
@@ -107,6 +110,23 @@ def write_heatmaps(loaded, encoders, records, descriptors, folders):
         save_png(image, os.path.join(folder, "heatmap.png"))
 
 
+def recorded_source(manifest, index_dir):
+    """The model source an index records, when loading it runs no code from the index.
+
+    Raises:
+        app.UsageError: the index records a SavedModel (its graph is code, and whoever wrote
+            the manifest chose it): the user must name it with ``--saved_model``.
+    """
+    source = manifest["model"]["source"]
+    if "saved_model" in source:
+        raise app.UsageError(
+            f"the index {index_dir} was built with the SavedModel {source['saved_model']}; a SavedModel runs "
+            f"its own code, so cvft-localize loads one only when you name it: pass --saved_model PATH "
+            "(or the model's training workdir with --workdir)"
+        )
+    return source
+
+
 @reports_user_errors
 def main(argv):
     images = _IMAGES.value + argv[1:]
@@ -122,7 +142,7 @@ def main(argv):
     elif _WORKDIR.value:
         source = {"workdir": os.path.abspath(_WORKDIR.value)}
     else:
-        source = loaded.manifest["model"]["source"]
+        source = recorded_source(loaded.manifest, _INDEX.value)
     encoders = model_encoders.from_source(source)
     check_model(loaded.manifest, encoders, _INDEX.value)
     make_output_directory(_OUT.value, "--out directory")
@@ -134,7 +154,7 @@ def main(argv):
     rows = []
     for record, folder in zip(records, folders):
         make_output_directory(folder, "query output directory")
-        write_json(record, os.path.join(folder, "matches.json"))
+        write_json_atomic(record, os.path.join(folder, "matches.json"))
         matches = localize.match_rows(record)
         localize.write_csv(matches, os.path.join(folder, "matches.csv"))
         rows += matches
@@ -161,7 +181,7 @@ def main(argv):
             index=os.path.abspath(_INDEX.value),
             search=loaded.manifest["search"],
         )
-        write_json(summary, os.path.join(_OUT.value, "summary.json"))
+        write_json_atomic(summary, os.path.join(_OUT.value, "summary.json"))
         print(localize.summary_table(summary))
     print(f"Results: {_OUT.value} (per query: matches.json, matches.csv, heatmap.png)")
 

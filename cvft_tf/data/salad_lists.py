@@ -10,8 +10,9 @@ names the files:
 * ``P_qIdx.npy`` (MSLS only): indices into ``P_qImages`` of the queries evaluated (those with a
   positive: 740 of the 747 MSLS-val queries);
 * ``P_pIdx.npy`` (MSLS) or ``P_gt.npy`` (Pittsburgh, ...): one array of database indices per
-  evaluated query, in order. An object array, loaded with ``allow_pickle=True``: only use
-  files you trust.
+  evaluated query, in order. SALAD ships object arrays, which are pickles and can run code
+  when read: they are read only with ``allow_pickle=True`` (``--allow_pickle_ground_truth``);
+  a 2-D integer array padded with ``-1`` is read without it (docs/security.md).
 
 As in SALAD's ``eval.py``, the queries are ``qImages[qIdx]`` (all of ``qImages`` without a
 ``qIdx`` file) and a query without positives counts as a miss.
@@ -28,8 +29,9 @@ GROUND_TRUTH_SUFFIXES = ("_pIdx.npy", "_gt.npy")
 """Names of the positives file after the prefix, the first that exists is read."""
 
 
-def read_salad_lists(prefix, root):
-    """The :class:`PlaceSet` of SALAD's lists ``prefix_*.npy`` over images under ``root``.
+def read_salad_lists(prefix, root, allow_pickle=False):
+    """The :class:`PlaceSet` of SALAD's lists ``prefix_*.npy`` over images under ``root``;
+    ``allow_pickle``: accept an object-array positives file (it can run code).
 
     Raises:
         FileNotFoundError: a list file is missing.
@@ -50,7 +52,7 @@ def read_salad_lists(prefix, root):
     ground_truth = next((path for path in candidates if os.path.isfile(path)), None)
     if ground_truth is None:
         raise FileNotFoundError(f"no ground truth list: neither {' nor '.join(map(repr, candidates))} exists")
-    positives = read_npy_positives(ground_truth, len(query_index), len(database_names))
+    positives = read_npy_positives(ground_truth, len(query_index), len(database_names), allow_pickle)
     query_names = [all_queries[i] for i in query_index]
     excluded = len(all_queries) - len(query_names)
     return PlaceSet("salad_npy", root, root, query_names, database_names, positives, excluded_queries=excluded)

@@ -40,7 +40,7 @@ from cvft_tf.localization.errors import IndexMismatchError, LocalizationError, M
 from cvft_tf.localization.geomap import pixel_to_map
 from cvft_tf.localization.tiles import TileFolder
 from cvft_tf.localization.windows import WindowGrid, window_grid
-from cvft_tf.output_dirs import atomic_path, make_output_directory
+from cvft_tf.output_dirs import atomic_path, make_output_directory, write_json_atomic
 from cvft_tf.progress import Progress
 
 MANIFEST = "manifest.json"
@@ -79,12 +79,6 @@ def read_manifest(index_dir):
         return manifest
     except (OSError, ValueError) as error:
         raise LocalizationError(f"{path} is not a readable index manifest ({error})") from None
-
-
-def write_json(data, path):
-    """``data`` as JSON at ``path``, atomically."""
-    with atomic_path(path) as partial, open(partial, "w") as handle:
-        json.dump(data, handle, indent=2)
 
 
 def check_model(manifest, encoders, index_dir):
@@ -290,11 +284,11 @@ def build_index(source, encoders, index_dir, footprint_m, stride_m=None, kind="e
             with atomic_path(centres_path(index_dir, entry["number"])) as partial, open(partial, "wb") as handle:
                 np.save(handle, source.centres)
         manifest["maps"].append(entry)
-        write_json(manifest, os.path.join(index_dir, MANIFEST))
+        write_json_atomic(manifest, os.path.join(index_dir, MANIFEST))
     embedded, seconds = _embed_missing(source, read, entry, encoders, index_dir, progress)
     entry["complete"] = True
     manifest["search"] = build_search(index_dir, manifest, kind, nprobe)
-    write_json(manifest, os.path.join(index_dir, MANIFEST))
+    write_json_atomic(manifest, os.path.join(index_dir, MANIFEST))
     return {"windows": entry["windows"], "embedded": embedded, "seconds": seconds,
             "tiles_per_s": embedded / seconds if seconds > 0 else float("nan"),
             "search": manifest["search"]}  # fmt: skip

@@ -168,7 +168,8 @@ def test_pittsburgh_and_salad_lists_of_the_same_images_agree(tmp_path, tiny_mode
     prefix = str(tmp_path / "datasets" / "Pittsburgh" / "pitts30k_test")
     queries = [f"queries_real/{name}" for name in PITTSBURGH_QUERIES]
     write_salad_lists(prefix, queries, list(PITTSBURGH_DATABASE), PITTSBURGH_POSITIVES)
-    run_main([*tiny_model, "--layout=salad_npy", f"--lists={prefix}", f"--root={root}", f"--out={tmp_path / 'npy'}"])
+    run_main([*tiny_model, "--layout=salad_npy", f"--lists={prefix}", f"--root={root}", "--allow_pickle_ground_truth",
+              f"--out={tmp_path / 'npy'}"])
     npy_metrics, npy_predictions = read_outputs(tmp_path / "npy")
     assert npy_metrics == {**metrics, "layout": "salad_npy"}
     np.testing.assert_array_equal(npy_predictions["indices"], predictions["indices"])

@@ -149,13 +149,13 @@ def test_salad_lists_msls_and_pittsburgh(tmp_path):
     names = [f"train_val/cph/query/images/q{i}.jpg" for i in range(4)]
     database = [f"train_val/cph/database/images/d{i}.jpg" for i in range(5)]
     write_salad_lists(str(tmp_path / "msls_val" / "msls_val"), names, database, [[4, 0], [2]], query_index=[1, 3])
-    place_set = read_salad_lists(str(tmp_path / "msls_val" / "msls_val"), "/data/msls")
+    place_set = read_salad_lists(str(tmp_path / "msls_val" / "msls_val"), "/data/msls", allow_pickle=True)
     assert place_set.layout == "salad_npy" and place_set.excluded_queries == 2
     assert place_set.query_names == [names[1], names[3]] and place_set.database_names == database
     assert place_set.query_paths[0] == os.path.join("/data/msls", names[1])
     assert [p.tolist() for p in place_set.positives] == [[4, 0], [2]]
     write_salad_lists(str(tmp_path / "pitts" / "pitts30k_test"), names, database, [[0], [], [1, 2], [3]])
-    place_set = read_salad_lists(str(tmp_path / "pitts" / "pitts30k_test"), "/data/pitts")
+    place_set = read_salad_lists(str(tmp_path / "pitts" / "pitts30k_test"), "/data/pitts", allow_pickle=True)
     assert place_set.query_names == names and place_set.queries_without_positives == 1
 
 
@@ -164,14 +164,14 @@ def test_salad_lists_errors_name_the_file(tmp_path):
     write_salad_lists(prefix, ["q0.jpg", "q1.jpg"], ["d0.jpg"], [[0]], query_index=[1])
     np.save(f"{prefix}_qIdx.npy", np.array([2]))
     with pytest.raises(PlaceSetError, match=r"msls_val_qIdx.npy has query indices outside \[0, 2\)"):
-        read_salad_lists(prefix, str(tmp_path))
+        read_salad_lists(prefix, str(tmp_path), allow_pickle=True)
     np.save(f"{prefix}_qIdx.npy", np.array([0, 1]))
     with pytest.raises(PlaceSetError, match="msls_val_pIdx.npy has 1 rows for 2 query images"):
-        read_salad_lists(prefix, str(tmp_path))
+        read_salad_lists(prefix, str(tmp_path), allow_pickle=True)
     np.save(f"{prefix}_dbImages.npy", np.array([1, 2]))
     with pytest.raises(PlaceSetError, match="msls_val_dbImages.npy must be a non-empty vector of image names"):
-        read_salad_lists(prefix, str(tmp_path))
+        read_salad_lists(prefix, str(tmp_path), allow_pickle=True)
     os.remove(f"{prefix}_pIdx.npy")
     np.save(f"{prefix}_dbImages.npy", np.array(["d0.jpg"]))
     with pytest.raises(FileNotFoundError, match="no ground truth list: neither .*msls_val_pIdx.npy"):
-        read_salad_lists(prefix, str(tmp_path))
+        read_salad_lists(prefix, str(tmp_path), allow_pickle=True)

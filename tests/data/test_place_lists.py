@@ -36,11 +36,16 @@ def test_ground_truth_formats(folders):
         writer = csv.writer(file)
         writer.writerow(["query", "positives"])
         writer.writerows([query, *positives] for query, positives in QUERIES.items())
-    np.save(folders / "gt.npy", np.array([np.array(p) for p in expected], dtype=object), allow_pickle=True)
+    np.save(folders / "gt.npy", np.array([[0, -1], [2, 1], [4, -1]]))
+    np.save(folders / "pickled.npy", np.array([np.array(p) for p in expected], dtype=object), allow_pickle=True)
     for name in ("gt.json", "gt.csv", "gt.npy"):
         names, positives = load_ground_truth(str(folders / name), queries, database)
         assert names == queries
         assert [p.tolist() for p in positives] == expected
+    with pytest.raises(PlaceSetError, match="pickled.npy holds pickled Python objects .* --allow_pickle_ground_truth"):
+        load_ground_truth(str(folders / "pickled.npy"), queries, database)
+    _, positives = load_ground_truth(str(folders / "pickled.npy"), queries, database, allow_pickle=True)
+    assert [p.tolist() for p in positives] == expected
     (folders / "bad.json").write_text(json.dumps({"q0.png": ["a/9.png"]}))
     with pytest.raises(PlaceSetError, match="not in the folders"):
         load_ground_truth(str(folders / "bad.json"), queries, database)

@@ -32,7 +32,7 @@ def test_an_output_that_is_a_regular_file(tmp_path):
     result = export(tmp_path / "run", out)
     assert_exit(result, 2, f"error: --out {out} is a file, not a SavedModel directory")
     assert out.read_text() == "keep me"
-    assert not os.path.exists(f"{out}.partial")
+    assert os.listdir(tmp_path) == ["saved"]  # nothing half-written beside it
 
 
 def test_an_output_below_a_regular_file(tmp_path):
