@@ -114,12 +114,13 @@ def _empty_csv(folder):
     (lambda folder: os.remove(os.path.join(folder, "tiles.json")), "tiles.csv has no CRS: give it in tiles.json"),
 ])  # fmt: skip
 def test_a_bad_tile_folder(built, tmp_path, change, message):
-    before = digests(built / "index")
+    index_dir = copy_tree(built / "index", tmp_path / "own_index")  # a run of its own: another holds the shared one
+    before = digests(index_dir)
     folder, _ = write_tile_folder(str(tmp_path / "tiles"), TILE_CENTRES_PX)
     change(folder)
-    result = run("cvft-index", *index_args(built / "run", folder, built / "index"))
+    result = run("cvft-index", *index_args(built / "run", folder, index_dir))
     assert_exit(result, 2, f"error: {os.path.join(folder, 'tiles.csv')}", message)
-    assert_unchanged(built / "index", before)
+    assert_unchanged(index_dir, before)
 
 
 def test_a_truncated_tile_keeps_what_was_indexed(built, tmp_path):
@@ -166,51 +167,56 @@ def test_a_world_file_map_with_its_crs_given_on_the_command_line(built, tmp_path
     (0.5, "--crs=EPSG:32632", "world.pgw: the world file is rotated (B = 0, D = 0.5); only north-up maps are read"),
 ])  # fmt: skip
 def test_a_world_file_without_crs_or_rotated(built, tmp_path, rotation, crs, message):
-    before = digests(built / "index")
+    index_dir = copy_tree(built / "index", tmp_path / "own_index")  # a run of its own: another holds the shared one
+    before = digests(index_dir)
     path = world_file_map(tmp_path, rotation)
-    result = run("cvft-index", *index_args(built / "run", path, built / "index", *([crs] if crs else [])))
+    result = run("cvft-index", *index_args(built / "run", path, index_dir, *([crs] if crs else [])))
     assert_exit(result, 2, f"error: {tmp_path / 'world.pgw'}", message)
-    assert_unchanged(built / "index", before)
+    assert_unchanged(index_dir, before)
 
 
 def test_a_map_without_geo_reference(built, tmp_path):
-    before = digests(built / "index")
+    index_dir = copy_tree(built / "index", tmp_path / "own_index")  # a run of its own: another holds the shared one
+    before = digests(index_dir)
     plain = tmp_path / "plain.png"
     plain.write_bytes((built / "map.png").read_bytes())
-    result = run("cvft-index", *index_args(built / "run", plain, built / "index"))
+    result = run("cvft-index", *index_args(built / "run", plain, index_dir))
     assert_exit(result, 2, f"error: {plain} has no geo-reference: expected {tmp_path / 'plain.json'}")
-    assert_unchanged(built / "index", before)
+    assert_unchanged(index_dir, before)
 
 
 def test_a_truncated_map(built, tmp_path):
-    before = digests(built / "index")
+    index_dir = copy_tree(built / "index", tmp_path / "own_index")  # a run of its own: another holds the shared one
+    before = digests(index_dir)
     copy = write_png_map(str(tmp_path), size=(60, 80))
     truncate(copy)
-    result = run("cvft-index", *index_args(built / "run", copy, built / "index"))
+    result = run("cvft-index", *index_args(built / "run", copy, index_dir))
     assert_exit(result, 2, f"error: unreadable map: {copy} is truncated (the PNG has no IEND chunk)")
-    assert_unchanged(built / "index", before)
+    assert_unchanged(index_dir, before)
 
 
 @pytest.mark.parametrize("flag, message", [
     ("--stride_m=1000", "the stride (1000 m) is larger than the map (160 x 120 m)"),
     ("--config.data.aerial_footprint_m=400", "the window (400 m, 200 px) is larger than the map"),
 ])  # fmt: skip
-def test_a_stride_or_window_larger_than_the_map(built, flag, message):
-    before = digests(built / "index")
-    result = run("cvft-index", *index_args(built / "run", built / "map.png", built / "index"), flag)
+def test_a_stride_or_window_larger_than_the_map(built, tmp_path, flag, message):
+    index_dir = copy_tree(built / "index", tmp_path / "own_index")  # a run of its own: another holds the shared one
+    before = digests(index_dir)
+    result = run("cvft-index", *index_args(built / "run", built / "map.png", index_dir), flag)
     assert_exit(result, 2, message)
-    assert_unchanged(built / "index", before)
+    assert_unchanged(index_dir, before)
 
 
 def test_an_index_of_another_model(built, tmp_path):
-    before = digests(built / "index")
+    index_dir = copy_tree(built / "index", tmp_path / "own_index")  # a run of its own: another holds the shared one
+    before = digests(index_dir)
     other = save_model(str(tmp_path / "other"), seed=2)
-    result = run("cvft-index", *index_args(other, built / "map.png", built / "index"))
-    assert_exit(result, 2, f"error: the index {built / 'index'} was built with another model")
-    result = run("cvft-localize", f"--index={built / 'index'}", f"--image_dir={built / 'queries'}",
+    result = run("cvft-index", *index_args(other, built / "map.png", index_dir))
+    assert_exit(result, 2, f"error: the index {index_dir} was built with another model")
+    result = run("cvft-localize", f"--index={index_dir}", f"--image_dir={built / 'queries'}",
                  f"--out={tmp_path / 'out'}", f"--workdir={other}")  # fmt: skip
     assert_exit(result, 2, "was built with another model", "Its descriptors cannot be compared")
-    assert_unchanged(built / "index", before)
+    assert_unchanged(index_dir, before)
 
 
 def test_an_empty_query_folder_and_a_truncated_query(built, tmp_path):

@@ -6,7 +6,6 @@ the inputs as they were, and the crafted code never runs (its marker file is abs
 """
 
 import json
-import os
 
 import keras
 import numpy as np
