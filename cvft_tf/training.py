@@ -425,6 +425,11 @@ def _train(config, workdir, strategy, output):
     with StopSignals() as stop:
         train_split = read_split(config.data, config.data.train_split)
         val_split = read_split(config.data, config.data.val_split)
+        if len(train_split) < config.train.batch_size:
+            raise ConfigError(
+                f"config.train.batch_size={config.train.batch_size} is larger than the "
+                f"{len(train_split)} pairs of {train_split.name}: use a batch of at most {len(train_split)}"
+            )
         steps_per_epoch = config.train.steps_per_epoch or len(train_split) // config.train.batch_size
         check_distribution(config, strategy, steps_per_epoch)
         model, state = resume_or_start(config, workdir, strategy)

@@ -164,6 +164,8 @@ class Split:
         to resize (checks and crops); raises ``preprocess.ImageError`` when the panorama
         cannot be used.
       aerial_rows: the same for aerial tiles (default: must be square).
+      max_pixels: an image whose header gives more pixels is a bad image, not decoded
+        (``config.data.max_image_pixels``).
     """
 
     name: str
@@ -173,6 +175,7 @@ class Split:
     utm: np.ndarray | None = None
     ground_rows: Callable = whole_image
     aerial_rows: Callable = square_tile
+    max_pixels: int = preprocess.MAX_IMAGE_PIXELS
 
     def __len__(self):
         return len(self.ground_paths)
@@ -230,17 +233,17 @@ def _rows_of(path, rows, shape):
         raise preprocess.ImageError(f"{path} {error}") from None
 
 
-def _opencv_image(path, rows, size):
+def _opencv_image(path, rows, size, max_pixels):
     """OpenCV decode, the split's row rule, INTER_AREA resize: uint8 BGR [*size, 3]."""
-    image = preprocess.read_image(path)
+    image = preprocess.read_image(path, max_pixels)
     start, stop = _rows_of(path, rows, image.shape)
     return preprocess.resize_image(image[start:stop], size)
 
 
-def _tensorflow_image(path, rows, size):
+def _tensorflow_image(path, rows, size, max_pixels):
     """The same with TensorFlow's decoders and area resize (run as eager kernels, which
     release the GIL), within 1 level of :func:`_opencv_image` (``preprocess``)."""
-    data, image_format = preprocess.read_image_bytes(path)
+    data, image_format = preprocess.read_image_bytes(path, max_pixels)
     if image_format is None:
         raise preprocess.ImageError(f"{path} is neither a JPEG nor a PNG, the formats of the tensorflow decoder")
     try:
@@ -293,7 +296,7 @@ class _BadPairs:
 def _pair_fn(split, ground_size, aerial_size, bad_pairs, read_image):
     """Graph function: pair index -> (ground uint8, aerial uint8, status).
 
-    ``read_image(path, rows, size)`` is one of :data:`_IMAGE_READERS`; a bad image gives
+    ``read_image(path, rows, size, max_pixels)`` is one of :data:`_IMAGE_READERS`; a bad image gives
     blank images and the status ``bad_pairs`` decides (a _FATAL one raises).
     """
     blank_ground = np.zeros((*ground_size, 3), np.uint8)
@@ -302,8 +305,8 @@ def _pair_fn(split, ground_size, aerial_size, bad_pairs, read_image):
     def decode(index):
         index = int(index)
         try:
-            ground = read_image(split.ground_paths[index], split.ground_rows, ground_size)
-            aerial = read_image(split.aerial_paths[index], split.aerial_rows, aerial_size)
+            ground = read_image(split.ground_paths[index], split.ground_rows, ground_size, split.max_pixels)
+            aerial = read_image(split.aerial_paths[index], split.aerial_rows, aerial_size, split.max_pixels)
         except (preprocess.ImageError, cv2.error) as error:
             return (blank_ground, blank_aerial, *bad_pairs.bad(index, error))
         return (ground, aerial, *bad_pairs.good(index))
