@@ -33,6 +33,7 @@ from cvft_tf.localization import encoders as model_encoders
 from cvft_tf.localization import index, search
 from cvft_tf.localization.geomap import open_map
 from cvft_tf.localization.tiles import TileFolder
+from cvft_tf.write_failures import reported_write_failures
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py[:arg]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir whose best model embeds the map.")
@@ -68,10 +69,11 @@ def main(argv):
         encoders = model_encoders.from_saved_model(_SAVED_MODEL.value)
     else:
         encoders = model_encoders.from_workdir(config, _WORKDIR.value)
-    summary = index.build_index(
-        source, encoders, _OUT.value, footprint, _STRIDE.value, kind=_SEARCH.value,
-        batch_size=_BATCH.value, chunk_batches=_CHUNK.value, nprobe=_NPROBE.value,
-    )  # fmt: skip
+    with reported_write_failures(_OUT.value):
+        summary = index.build_index(
+            source, encoders, _OUT.value, footprint, _STRIDE.value, kind=_SEARCH.value,
+            batch_size=_BATCH.value, chunk_batches=_CHUNK.value, nprobe=_NPROBE.value,
+        )  # fmt: skip
     record = summary["search"]
     if tiles:
         windows = f"{summary['windows']} tiles (one window each)"
