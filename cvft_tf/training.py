@@ -446,11 +446,14 @@ def _train(config, workdir, strategy, output):
                 config, output, val_split, eval_dataset(config, val_split), counter, best
             ),
             stream=lambda counter: train_stream(config, model, train_split, counter),
+            split=train_split,
         )
     return model, val_split if trained else None
 
 
-def fit_remaining_epochs(config, workdir, output, strategy, stop, *, model, state, steps_per_epoch, validation, stream):
+def fit_remaining_epochs(
+    config, workdir, output, strategy, stop, *, model, state, steps_per_epoch, validation, stream, split=None
+):
     """Trains ``model`` from the run ``state`` to ``config.train.epochs``; False when nothing was left.
 
     Writes ``config.json``, then runs ``model.fit`` over :func:`fit_segments` with the
@@ -470,6 +473,7 @@ def fit_remaining_epochs(config, workdir, output, strategy, stop, *, model, stat
             ``best_r1()`` method, placed first among the callbacks.
         stream: ``DecodeCounter -> (start_batch -> endless tf.data.Dataset)``, called inside
             the strategy's scope.
+        split: the training ``Split`` the bad pairs index (``DecodeCounter``); None: not checked.
     """
     best_record = checkpoints.read_best_record(workdir)
     write_config(config, output)
@@ -486,7 +490,13 @@ def fit_remaining_epochs(config, workdir, output, strategy, stop, *, model, stat
         return False
     trim_history(output, position["epoch"])
 
-    counter = DecodeCounter((state or {}).get("decode"))
+    counter = DecodeCounter((state or {}).get("decode"), split)
+    if counter.saved_pairs is not None:
+        logging.warning(
+            "The training split changed since the checkpoint (%d pairs then, %d now): its list of %d bad "
+            "pair(s) is dropped and every pair is checked again as it is read",
+            counter.saved_pairs, len(split), counter.forgotten,
+        )  # fmt: skip
     epoch_validation = validation(counter, best_record)
     checkpointing = TrainingCheckpoints(
         output,

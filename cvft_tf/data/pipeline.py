@@ -37,6 +37,7 @@ they are raised as ``DatasetError`` with that message alone.
 
 import contextlib
 import dataclasses
+import hashlib
 import itertools
 import math
 import os
@@ -180,6 +181,12 @@ class Split:
     def __len__(self):
         return len(self.ground_paths)
 
+    def fingerprint(self):
+        """``{"pairs": N, "sha256": ...}`` of the split's image paths, in order: what a saved
+        list of bad pairs (indices into the split) is valid for."""
+        digest = hashlib.sha256("\n".join(self.ground_paths + self.aerial_paths).encode("utf-8", "replace"))
+        return {"pairs": len(self), "sha256": digest.hexdigest()}
+
 
 class DecodeCounter:
     """What a training pipeline has decoded and skipped; read it to log (e.g. TensorBoard).
@@ -190,13 +197,20 @@ class DecodeCounter:
       bad_pairs: distinct pairs found bad so far; ``max_bad_fraction`` applies to this.
 
     Use one counter per training dataset (pairs are told apart by their index in the split).
-    A resumed run continues from the saved :meth:`state` (``DecodeCounter(state)``).
+    A resumed run continues from the saved :meth:`state` (``DecodeCounter(state, split)``);
+    when the state was saved for another split (``Split.fingerprint``) its bad pairs name other
+    pairs: they are forgotten (``forgotten`` holds how many) and found again as they are read.
     """
 
-    def __init__(self, state=None):
+    def __init__(self, state=None, split=None):
         state = state or {}
+        self.split = None if split is None else split.fingerprint()
+        saved_split = state.get("split")
+        changed = self.split is not None and saved_split is not None and saved_split != self.split
         self._lock = threading.Lock()
-        self._bad = set(state.get("bad_pairs", ()))
+        self._bad = set() if changed else set(state.get("bad_pairs", ()))
+        self.forgotten = len(state.get("bad_pairs", ())) if changed else 0
+        self.saved_pairs = saved_split["pairs"] if changed else None
         self.seen = int(state.get("seen", 0))
         self.skipped = int(state.get("skipped", 0))
 
@@ -205,9 +219,11 @@ class DecodeCounter:
         return len(self._bad)
 
     def state(self):
-        """JSON-ready dict: ``seen``, ``skipped`` and ``bad_pairs`` (sorted split indices)."""
+        """JSON-ready dict: ``seen``, ``skipped``, ``bad_pairs`` (sorted split indices) and,
+        when the counter knows it, the ``split`` they index (``Split.fingerprint``)."""
         with self._lock:
-            return {"seen": self.seen, "skipped": self.skipped, "bad_pairs": sorted(self._bad)}
+            state = {"seen": self.seen, "skipped": self.skipped, "bad_pairs": sorted(self._bad)}
+        return state if self.split is None else {**state, "split": self.split}
 
     def usable(self, num_pairs):
         """bool [num_pairs]: False for the pairs found bad so far."""
