@@ -12,10 +12,9 @@ import math
 
 import ml_collections
 
-from cvft_tf.data import READERS, cvact, cvusa, pipeline
+from cvft_tf.data import READERS, cvact, cvusa, pipeline, preprocess
 from cvft_tf.data.field_of_view import FULL_CIRCLE_DEG, FieldOfView, panorama_size
 from cvft_tf.distribute import STRATEGIES
-from cvft_tf.data import preprocess
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
 from cvft_tf.evaluation.recall import BACKENDS as RANK_BACKENDS
 from cvft_tf.evaluation.recall import DEFAULT_CHUNK_SIZE
@@ -219,7 +218,13 @@ def check_train_section(config):
         )
 
 
-TRAIN_INTEGER_MINIMA = {"batch_size": 1, "epochs": 1, "steps_per_epoch": 0, "keep_checkpoints": 0, "backup_every_steps": 0}
+TRAIN_INTEGER_MINIMA = {
+    "batch_size": 1,
+    "epochs": 1,
+    "steps_per_epoch": 0,
+    "keep_checkpoints": 0,
+    "backup_every_steps": 0,
+}
 """Least value of each integer field of ``config.train`` (where the section has it). 0 means:
 ``steps_per_epoch`` the split's pairs // batch, ``keep_checkpoints`` keep every epoch
 checkpoint, ``backup_every_steps`` no step backups."""
