@@ -42,6 +42,14 @@ def base_config():
     dataset covers (and so the model's aerial input); ``cvft-index`` slides a window of this
     size over a geo-referenced map. CVUSA 170 m, CVACT 144 m, the synthetic world 170 m.
 
+    ``train.keep_checkpoints``: the newest epoch checkpoints kept (0: every one; the best
+    model is kept apart). ``train.batch_size``, ``epochs`` and ``learning_rate`` (finite, above
+    0) are checked at start-up with the other counts (:func:`check_train_numbers`).
+
+    ``data.max_image_pixels``: a split's image whose header gives more pixels is bad, not
+    decoded (``preprocess.MAX_IMAGE_PIXELS``); ``data.allow_paths_outside_root``: let split
+    files name images outside ``data.root`` (absolute paths, ``../``).
+
     ``train.backup_every_steps``: a step backup every that many steps inside an epoch (0:
     none), so a preempted run loses at most that many steps (``training_checkpoints``).
 
