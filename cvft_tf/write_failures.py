@@ -45,13 +45,18 @@ def free_space(path):
     return shutil.disk_usage(folder).free
 
 
+def readable_size(size):
+    """``size`` bytes as KiB below 1 MiB, else MiB, with one decimal: ``"36.0 KiB"``."""
+    return f"{size / 2**10:.1f} KiB" if size < 2**20 else f"{size / 2**20:.1f} MiB"
+
+
 def describe(error, destination):
     """The one-line message of a failed write under ``destination``."""
     path = getattr(error, "filename", None) or destination
     reason = next((text for text in _WRITE_TEXTS if text in str(error)), None)
     reason = reason or (os.strerror(error.errno) if getattr(error, "errno", None) else str(error))
     free = free_space(path)
-    room = "unknown" if free is None else f"{free / 2**20:.1f} MiB"
+    room = "unknown" if free is None else readable_size(free)
     return (
         f"cannot write {path}: {reason} ({room} free there); files written before are unchanged: "
         "free some space (or choose another location) and run the command again"
@@ -64,6 +69,8 @@ def reported_write_failures(destination):
     :class:`WriteFailure` naming the file (or ``destination``, the output the block writes)."""
     try:
         yield
+    except WriteFailure:
+        raise  # already names its file
     except Exception as error:
         if not is_write_failure(error):
             raise

@@ -42,7 +42,7 @@ def full_disk(tmp_path):
 def assert_full_disk_error(result, disk, before):
     """Status 2, one line naming a file on ``disk`` and the space left, ``disk`` as in ``before``
     (apart from what the command may keep, which is checked by the caller)."""
-    assert_exit(result, 2, f"error: cannot write {disk}/", "No space left on device (", " MiB free there)")
+    assert_exit(result, 2, f"error: cannot write {disk}/", "No space left on device (", " KiB free there)")
     after = digests(disk)
     assert {name: after.get(name) for name in before} == before
 
@@ -56,6 +56,7 @@ def test_training_on_a_full_disk(tmp_path, full_disk):
         "--config.train.epochs=1", "--config.train.backup_every_steps=1",
     )  # fmt: skip
     assert_full_disk_error(result, full_disk, before)
+    assert f"error: cannot write {workdir}/checkpoints/step-00000001.keras: No space left on device" in result.stderr
 
 
 def test_export_on_a_full_disk(tmp_path, full_disk):
