@@ -34,6 +34,7 @@ from absl import logging
 from cvft_tf.models.cross_view import MODEL_PARTS, CrossViewModel
 from cvft_tf import output_dirs
 from cvft_tf.output_dirs import PARTIAL_PREFIX, atomic_path
+from cvft_tf.write_failures import reported_write_failures
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
@@ -66,9 +67,10 @@ def write_json_atomic(data, path):
 def save_model_atomic(model, path, extra_files=None):
     """``model.save(path)`` through a temporary ``.keras`` name and a rename.
 
-    ``extra_files`` (dict name -> text) are added to the archive before the rename.
+    ``extra_files`` (dict name -> text) are added to the archive before the rename. A full
+    disk raises ``write_failures.WriteFailure`` naming ``path``.
     """
-    with atomic_path(path) as partial:
+    with reported_write_failures(path), atomic_path(path) as partial:
         model.save(partial)
         if extra_files:
             with zipfile.ZipFile(partial, "a") as archive:

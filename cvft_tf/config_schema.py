@@ -8,9 +8,11 @@ settings of every part of that role the variants use, each part taking its own),
 loaders read ``config.data``, the trainer ``config.train``, evaluation ``config.eval``.
 """
 
+import math
+
 import ml_collections
 
-from cvft_tf.data import READERS, cvact, cvusa, pipeline
+from cvft_tf.data import READERS, cvact, cvusa, pipeline, preprocess
 from cvft_tf.data.field_of_view import FULL_CIRCLE_DEG, FieldOfView, panorama_size
 from cvft_tf.distribute import STRATEGIES
 from cvft_tf.data.preprocess import AERIAL_SIZE, GROUND_SIZE
@@ -39,6 +41,14 @@ def base_config():
     ``data.aerial_footprint_m``: the side of the ground, in metres, that one aerial tile of the
     dataset covers (and so the model's aerial input); ``cvft-index`` slides a window of this
     size over a geo-referenced map. CVUSA 170 m, CVACT 144 m, the synthetic world 170 m.
+
+    ``train.keep_checkpoints``: the newest epoch checkpoints kept (0: every one; the best
+    model is kept apart). ``train.batch_size``, ``epochs`` and ``learning_rate`` (finite, above
+    0) are checked at start-up with the other counts (:func:`check_train_numbers`).
+
+    ``data.max_image_pixels``: a split's image whose header gives more pixels is bad, not
+    decoded (``preprocess.MAX_IMAGE_PIXELS``); ``data.allow_paths_outside_root``: let split
+    files name images outside ``data.root`` (absolute paths, ``../``).
 
     ``train.backup_every_steps``: a step backup every that many steps inside an epoch (0:
     none), so a preempted run loses at most that many steps (``training_checkpoints``).
@@ -86,6 +96,8 @@ def base_config():
     config.data.unknown_heading = False
     config.data.decoder = "opencv"
     config.data.aerial_footprint_m = cvusa.AERIAL_FOOTPRINT_M
+    config.data.max_image_pixels = preprocess.MAX_IMAGE_PIXELS
+    config.data.allow_paths_outside_root = False
 
     config.train = ml_collections.ConfigDict()
     config.train.epochs = 100
@@ -198,6 +210,7 @@ def check_train_section(config):
             ``multi_worker``): Keras would compile the strategy's whole cross-device step
             with XLA, which cannot reach the other devices' variables.
     """
+    check_train_numbers(config)
     value = config.train.mixed_precision
     if value not in MIXED_PRECISION_POLICIES:
         choices = tuple(MIXED_PRECISION_POLICIES)
@@ -211,6 +224,40 @@ def check_train_section(config):
             f"config.train.jit_compile cannot be used with config.distribute.strategy="
             f"{config.distribute.strategy!r}: XLA compiles one device's step (use 'default'; 'tpu' always compiles)"
         )
+
+
+TRAIN_INTEGER_MINIMA = {
+    "batch_size": 1,
+    "epochs": 1,
+    "steps_per_epoch": 0,
+    "keep_checkpoints": 0,
+    "backup_every_steps": 0,
+}
+"""Least value of each integer field of ``config.train`` (where the section has it). 0 means:
+``steps_per_epoch`` the split's pairs // batch, ``keep_checkpoints`` keep every epoch
+checkpoint, ``backup_every_steps`` no step backups."""
+
+_TRAIN_ZERO_MEANS = {
+    "steps_per_epoch": " (0: the split's pairs // batch)",
+    "keep_checkpoints": " (0: keep every epoch checkpoint)",
+    "backup_every_steps": " (0: no step backups)",
+}
+
+
+def check_train_numbers(config):
+    """Checks the counts and the learning rate of ``config.train``.
+
+    Raises:
+        ConfigError: naming the field and its allowed range: a count below
+            :data:`TRAIN_INTEGER_MINIMA`, or a learning rate that is not a finite number above 0.
+    """
+    for field, least in TRAIN_INTEGER_MINIMA.items():
+        if field in config.train and config.train[field] < least:
+            zero = _TRAIN_ZERO_MEANS.get(field, "")
+            raise ConfigError(f"config.train.{field} must be an integer >= {least}{zero}; got {config.train[field]}")
+    rate = config.train.learning_rate
+    if not (math.isfinite(rate) and rate > 0):
+        raise ConfigError(f"config.train.learning_rate must be a finite number above 0; got {rate}")
 
 
 def check_distribute_section(config):
@@ -257,6 +304,10 @@ def check_dataset_sections(config):
                 f"config.{noise} and config.data.ground_fov_deg / unknown_heading do not combine: "
                 "a query of unknown heading is already turned at random"
             )
+    if not 0.0 <= config.data.max_bad_fraction <= 1.0:
+        raise ConfigError(f"config.data.max_bad_fraction must be between 0 and 1; got {config.data.max_bad_fraction}")
+    if config.data.max_image_pixels < 1:
+        raise ConfigError(f"config.data.max_image_pixels must be a positive integer; got {config.data.max_image_pixels}")
     if config.data.decoder not in pipeline.DECODERS:
         raise ConfigError(f"config.data.decoder must be one of {pipeline.DECODERS}, got {config.data.decoder!r}")
     if config.eval.backend not in RANK_BACKENDS:

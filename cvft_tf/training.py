@@ -426,6 +426,11 @@ def _train(config, workdir, strategy, output):
     with StopSignals() as stop:
         train_split = read_split(config.data, config.data.train_split)
         val_split = read_split(config.data, config.data.val_split)
+        if len(train_split) < config.train.batch_size:
+            raise ConfigError(
+                f"config.train.batch_size={config.train.batch_size} is larger than the "
+                f"{len(train_split)} pairs of {train_split.name}: use a batch of at most {len(train_split)}"
+            )
         steps_per_epoch = config.train.steps_per_epoch or len(train_split) // config.train.batch_size
         check_distribution(config, strategy, steps_per_epoch)
         model, state = resume_or_start(config, workdir, strategy)
@@ -442,11 +447,14 @@ def _train(config, workdir, strategy, output):
                 config, output, val_split, eval_dataset(config, val_split), counter, best
             ),
             stream=lambda counter: train_stream(config, model, train_split, counter),
+            split=train_split,
         )
     return model, val_split if trained else None
 
 
-def fit_remaining_epochs(config, workdir, output, strategy, stop, *, model, state, steps_per_epoch, validation, stream):
+def fit_remaining_epochs(
+    config, workdir, output, strategy, stop, *, model, state, steps_per_epoch, validation, stream, split=None
+):
     """Trains ``model`` from the run ``state`` to ``config.train.epochs``; False when nothing was left.
 
     Writes ``config.json``, then runs ``model.fit`` over :func:`fit_segments` with the
@@ -466,6 +474,7 @@ def fit_remaining_epochs(config, workdir, output, strategy, stop, *, model, stat
             ``best_r1()`` method, placed first among the callbacks.
         stream: ``DecodeCounter -> (start_batch -> endless tf.data.Dataset)``, called inside
             the strategy's scope.
+        split: the training ``Split`` the bad pairs index (``DecodeCounter``); None: not checked.
     """
     best_record = checkpoints.read_best_record(workdir)
     write_config(config, output)
@@ -482,7 +491,13 @@ def fit_remaining_epochs(config, workdir, output, strategy, stop, *, model, stat
         return False
     trim_history(output, position["epoch"])
 
-    counter = DecodeCounter((state or {}).get("decode"))
+    counter = DecodeCounter((state or {}).get("decode"), split)
+    if counter.saved_pairs is not None:
+        logging.warning(
+            "The training split changed since the checkpoint (%d pairs then, %d now): its list of %d bad "
+            "pair(s) is dropped and every pair is checked again as it is read",
+            counter.saved_pairs, len(split), counter.forgotten,
+        )  # fmt: skip
     epoch_validation = validation(counter, best_record)
     checkpointing = TrainingCheckpoints(
         output,

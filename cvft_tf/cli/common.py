@@ -17,6 +17,7 @@ from cvft_tf.interop.tf1_checkpoint import CheckpointMismatchError, CheckpointRe
 from cvft_tf.localization.errors import LocalizationError
 from cvft_tf.models.cross_view import build_model
 from cvft_tf.output_dirs import OutputDirectoryError
+from cvft_tf.write_failures import WriteFailure
 
 USER_ERRORS = (
     DatasetError,
@@ -33,6 +34,7 @@ USER_ERRORS = (
     SaladConversionError,
     FileNotFoundError,
     StrategyError,
+    WriteFailure,
 )
 """Errors caused by the user's input: reported as a message and exit status 2, no traceback."""
 

@@ -210,7 +210,10 @@ def _load_keras_file(path):
         raise PlaceModelError(f"{path} is not a readable .keras archive (truncated or corrupt): {error}") from None
     if class_name != PlaceRecognitionModel.__name__:
         raise PlaceModelError(f"{path} holds a {class_name}, not a PlaceRecognitionModel")
-    return keras.saving.load_model(path)
+    try:
+        return keras.saving.load_model(path)
+    except (TypeError, ValueError, KeyError, AttributeError, OSError) as error:  # a config Keras cannot rebuild
+        raise PlaceModelError(f"{path} holds a PlaceRecognitionModel that cannot be rebuilt: {error}") from None
 
 
 def read_model_config(path):

@@ -15,6 +15,7 @@ from cvft_tf.config_schema import check_model_section
 from cvft_tf.cli.exits import run_command
 from cvft_tf.export import RAW_GROUND, SIGNATURES, export_saved_model
 from cvft_tf.output_dirs import OutputDirectoryError, make_output_directory
+from cvft_tf.write_failures import reported_write_failures
 
 _CONFIG = define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir holding best.keras or checkpoints/.")
@@ -51,7 +52,8 @@ def main(argv):
     check_model_section(_CONFIG.value)
     check_export_path(_OUT.value)
     model = load_trained_model(_CONFIG.value, _WORKDIR.value, _WEIGHTS.value)
-    path = export_saved_model(model, _OUT.value, raw_ground=RAW_GROUND[_CONFIG.value.data.name])
+    with reported_write_failures(_OUT.value):
+        path = export_saved_model(model, _OUT.value, raw_ground=RAW_GROUND[_CONFIG.value.data.name])
     logging.info("SavedModel with signatures %s written to %s", ", ".join(SIGNATURES), path)
     print(f"SavedModel: {path} (signatures: {', '.join(SIGNATURES)})")
 

@@ -34,6 +34,7 @@ from cvft_tf.localization import encoders as model_encoders
 from cvft_tf.localization import index, search
 from cvft_tf.localization.geomap import open_map
 from cvft_tf.localization.tiles import TileFolder
+from cvft_tf.write_failures import reported_write_failures
 
 _CONFIG = define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir whose best model embeds the map.")
@@ -69,7 +70,7 @@ def main(argv):
         encoders = model_encoders.from_saved_model(_SAVED_MODEL.value)
     else:
         encoders = model_encoders.from_workdir(config, _WORKDIR.value)
-    with directory_lock.hold(_OUT.value, "index directory"):
+    with reported_write_failures(_OUT.value), directory_lock.hold(_OUT.value, "index directory"):
         summary = index.build_index(
             source, encoders, _OUT.value, footprint, _STRIDE.value, kind=_SEARCH.value,
             batch_size=_BATCH.value, chunk_batches=_CHUNK.value, nprobe=_NPROBE.value,

@@ -18,6 +18,7 @@ from cvft_tf import training
 from cvft_tf.cli.common import apply_strategy_flags, configured_strategy, define_strategy_flags, reports_user_errors
 from cvft_tf.config_schema import check_dataset_sections, check_model_section, check_train_section
 from cvft_tf.cli.exits import run_command
+from cvft_tf.write_failures import reported_write_failures
 
 _CONFIG = define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory: checkpoints, TensorBoard, config.json.")
@@ -36,7 +37,8 @@ def main(argv):
     strategy = configured_strategy(_CONFIG.value)
     if _CONFIG.value.train.deterministic:
         tf.config.experimental.enable_op_determinism()
-    training.train(_CONFIG.value, _WORKDIR.value, strategy)
+    with reported_write_failures(_WORKDIR.value):
+        training.train(_CONFIG.value, _WORKDIR.value, strategy)
 
 
 def run():

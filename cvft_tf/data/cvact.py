@@ -117,7 +117,19 @@ def _load_mat(mat_path, split):
                 f"{mat_path}: {struct}.{field} row {row + 1} is {indices[row]}, outside "
                 f"1..{len(pano_ids)} (1-based panoIds)"
             )
+        if not problems and utm.shape == (len(pano_ids), 2):
+            problems += _non_finite_utm(mat_path, utm, pano_ids, np.unique(indices - 1))
     return pano_ids, utm, indices - 1, problems
+
+
+def _non_finite_utm(mat_path, utm, pano_ids, rows):
+    """A problem for each of ``rows`` (0-based) whose position is NaN or infinite: such a pair
+    is never within the same-place radius of anything, and would lower the recall unseen."""
+    return [
+        f"{mat_path}: utm row {row + 1} (panoId {pano_ids[row]}) is {utm[row].tolist()}, not a finite position"
+        for row in rows
+        if not np.all(np.isfinite(utm[row]))
+    ]
 
 
 def _find_image(files, directory, stem):

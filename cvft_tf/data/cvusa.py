@@ -70,7 +70,7 @@ def read_split(root, split_csv="train", raw_ground_size=RAW_GROUND_SIZE):
     csv_path = os.path.join(root, SPLIT_CSV.get(split_csv, split_csv))
     name = f"CVUSA split {csv_path}"
     try:
-        with open(csv_path, encoding="utf-8", errors="replace") as file:
+        with open(csv_path, encoding="utf-8-sig", errors="replace") as file:  # -sig: drops a byte-order mark
             lines = file.read().splitlines()
     except OSError as error:
         raise pipeline.DatasetError(f"{name}: cannot read it: {error.strerror}") from None

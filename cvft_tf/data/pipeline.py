@@ -37,6 +37,7 @@ they are raised as ``DatasetError`` with that message alone.
 
 import contextlib
 import dataclasses
+import hashlib
 import itertools
 import math
 import os
@@ -164,6 +165,8 @@ class Split:
         to resize (checks and crops); raises ``preprocess.ImageError`` when the panorama
         cannot be used.
       aerial_rows: the same for aerial tiles (default: must be square).
+      max_pixels: an image whose header gives more pixels is a bad image, not decoded
+        (``config.data.max_image_pixels``).
     """
 
     name: str
@@ -173,9 +176,16 @@ class Split:
     utm: np.ndarray | None = None
     ground_rows: Callable = whole_image
     aerial_rows: Callable = square_tile
+    max_pixels: int = preprocess.MAX_IMAGE_PIXELS
 
     def __len__(self):
         return len(self.ground_paths)
+
+    def fingerprint(self):
+        """``{"pairs": N, "sha256": ...}`` of the split's image paths, in order: what a saved
+        list of bad pairs (indices into the split) is valid for."""
+        digest = hashlib.sha256("\n".join(self.ground_paths + self.aerial_paths).encode("utf-8", "replace"))
+        return {"pairs": len(self), "sha256": digest.hexdigest()}
 
 
 class DecodeCounter:
@@ -187,13 +197,20 @@ class DecodeCounter:
       bad_pairs: distinct pairs found bad so far; ``max_bad_fraction`` applies to this.
 
     Use one counter per training dataset (pairs are told apart by their index in the split).
-    A resumed run continues from the saved :meth:`state` (``DecodeCounter(state)``).
+    A resumed run continues from the saved :meth:`state` (``DecodeCounter(state, split)``);
+    when the state was saved for another split (``Split.fingerprint``) its bad pairs name other
+    pairs: they are forgotten (``forgotten`` holds how many) and found again as they are read.
     """
 
-    def __init__(self, state=None):
+    def __init__(self, state=None, split=None):
         state = state or {}
+        self.split = None if split is None else split.fingerprint()
+        saved_split = state.get("split")
+        changed = self.split is not None and saved_split is not None and saved_split != self.split
         self._lock = threading.Lock()
-        self._bad = set(state.get("bad_pairs", ()))
+        self._bad = set() if changed else set(state.get("bad_pairs", ()))
+        self.forgotten = len(state.get("bad_pairs", ())) if changed else 0
+        self.saved_pairs = saved_split["pairs"] if changed else None
         self.seen = int(state.get("seen", 0))
         self.skipped = int(state.get("skipped", 0))
 
@@ -202,9 +219,11 @@ class DecodeCounter:
         return len(self._bad)
 
     def state(self):
-        """JSON-ready dict: ``seen``, ``skipped`` and ``bad_pairs`` (sorted split indices)."""
+        """JSON-ready dict: ``seen``, ``skipped``, ``bad_pairs`` (sorted split indices) and,
+        when the counter knows it, the ``split`` they index (``Split.fingerprint``)."""
         with self._lock:
-            return {"seen": self.seen, "skipped": self.skipped, "bad_pairs": sorted(self._bad)}
+            state = {"seen": self.seen, "skipped": self.skipped, "bad_pairs": sorted(self._bad)}
+        return state if self.split is None else {**state, "split": self.split}
 
     def usable(self, num_pairs):
         """bool [num_pairs]: False for the pairs found bad so far."""
@@ -230,17 +249,17 @@ def _rows_of(path, rows, shape):
         raise preprocess.ImageError(f"{path} {error}") from None
 
 
-def _opencv_image(path, rows, size):
+def _opencv_image(path, rows, size, max_pixels):
     """OpenCV decode, the split's row rule, INTER_AREA resize: uint8 BGR [*size, 3]."""
-    image = preprocess.read_image(path)
+    image = preprocess.read_image(path, max_pixels)
     start, stop = _rows_of(path, rows, image.shape)
     return preprocess.resize_image(image[start:stop], size)
 
 
-def _tensorflow_image(path, rows, size):
+def _tensorflow_image(path, rows, size, max_pixels):
     """The same with TensorFlow's decoders and area resize (run as eager kernels, which
     release the GIL), within 1 level of :func:`_opencv_image` (``preprocess``)."""
-    data, image_format = preprocess.read_image_bytes(path)
+    data, image_format = preprocess.read_image_bytes(path, max_pixels)
     if image_format is None:
         raise preprocess.ImageError(f"{path} is neither a JPEG nor a PNG, the formats of the tensorflow decoder")
     try:
@@ -293,7 +312,7 @@ class _BadPairs:
 def _pair_fn(split, ground_size, aerial_size, bad_pairs, read_image):
     """Graph function: pair index -> (ground uint8, aerial uint8, status).
 
-    ``read_image(path, rows, size)`` is one of :data:`_IMAGE_READERS`; a bad image gives
+    ``read_image(path, rows, size, max_pixels)`` is one of :data:`_IMAGE_READERS`; a bad image gives
     blank images and the status ``bad_pairs`` decides (a _FATAL one raises).
     """
     blank_ground = np.zeros((*ground_size, 3), np.uint8)
@@ -302,8 +321,8 @@ def _pair_fn(split, ground_size, aerial_size, bad_pairs, read_image):
     def decode(index):
         index = int(index)
         try:
-            ground = read_image(split.ground_paths[index], split.ground_rows, ground_size)
-            aerial = read_image(split.aerial_paths[index], split.aerial_rows, aerial_size)
+            ground = read_image(split.ground_paths[index], split.ground_rows, ground_size, split.max_pixels)
+            aerial = read_image(split.aerial_paths[index], split.aerial_rows, aerial_size, split.max_pixels)
         except (preprocess.ImageError, cv2.error) as error:
             return (blank_ground, blank_aerial, *bad_pairs.bad(index, error))
         return (ground, aerial, *bad_pairs.good(index))

@@ -44,6 +44,13 @@ _JPEG_END = b"\xff\xd9"
 _PNG_START = b"\x89PNG"
 _PNG_END = b"IEND\xaeB`\x82"
 _TAIL_BYTES = 4096
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+"""JPEG SOFn markers (baseline, progressive, lossless, ...), the segments that give the size."""
+
+MAX_IMAGE_PIXELS = 64_000_000
+"""Default cap on the pixels of a split's image (``config.data.max_image_pixels``), checked in
+the file's header before it is decoded: a 30000 x 30000 PNG of a few hundred KB would
+otherwise take gigabytes to decode. 64 Mpixel leaves room above CVACT's 1200 x 1200 tiles."""
 
 
 class ImageError(ValueError):
@@ -82,38 +89,87 @@ def check_image_bytes(data, path):
     return None
 
 
-def read_image_bytes(path):
+def header_size(data):
+    """``(height, width)`` read from the header of JPEG or PNG bytes, without decoding; None
+    when the bytes are neither or the header is cut short.
+
+    A PNG gives its size in the IHDR chunk that follows the signature (width, then height,
+    big-endian, bytes 16-24); a JPEG in its first SOFn segment (height, then width, after the
+    segment's length and sample precision), found by walking the segments from the start.
+    """
+    if data.startswith(_PNG_START) and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+    if not data.startswith(_JPEG_START):
+        return None
+    position = 2
+    while position + 9 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in _JPEG_FRAME_MARKERS:
+            height = int.from_bytes(data[position + 5 : position + 7], "big")
+            return height, int.from_bytes(data[position + 7 : position + 9], "big")
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # segments without a length
+            position += 2
+            continue
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return None
+
+
+def check_pixel_count(data, path, max_pixels):
+    """Raises ImageError when the header of ``data`` gives more than ``max_pixels`` pixels."""
+    size = header_size(data)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ImageError(
+            f"{path} has {size[0]}x{size[1]} = {size[0] * size[1]} pixels in its header, more than "
+            f"config.data.max_image_pixels={max_pixels}; it was not decoded"
+        )
+
+
+def read_image_bytes(path, max_pixels=None):
     """The bytes of an image file, read once, and their format (:func:`check_image_bytes`).
+
+    Args:
+      path: the file.
+      max_pixels: when given, a JPEG or PNG whose header gives more pixels is refused
+        (:func:`check_pixel_count`) before anything decodes it.
 
     Returns:
       ``(data, format)``: bytes, and ``"jpeg"``, ``"png"`` or None.
 
     Raises:
-      ImageError: the file is missing or unreadable, empty, or a truncated JPEG or PNG.
+      ImageError: the file is missing or unreadable, empty, a truncated JPEG or PNG, or too large.
     """
     try:
         with open(path, "rb") as file:
             data = file.read()
     except OSError as error:
         raise ImageError(f"cannot open {path}: {error.strerror}") from None
-    return data, check_image_bytes(data, path)
+    image_format = check_image_bytes(data, path)
+    if max_pixels is not None:
+        check_pixel_count(data, path, max_pixels)
+    return data, image_format
 
 
-def read_image(path):
+def read_image(path, max_pixels=None):
     """Reads an image file as the original does (``cv2.imread``'s decoder, BGR), opening it once.
 
     ``cv2.imdecode`` of the file's bytes is ``cv2.imread`` of the file, pixel for pixel.
 
     Args:
       path: path of a JPEG or PNG file.
+      max_pixels: refuse a larger image before decoding it (:func:`read_image_bytes`).
 
     Returns:
       uint8 array [height, width, 3], BGR.
 
     Raises:
-      ImageError: the file is missing, truncated or not decodable; the message names it.
+      ImageError: the file is missing, truncated, too large or not decodable; the message names it.
     """
-    data, _ = read_image_bytes(path)
+    data, _ = read_image_bytes(path, max_pixels)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ImageError(f"{path} is not a readable image")

@@ -148,12 +148,13 @@ def _keras_weights_file(path):
         yield weights_path
 
 
-def check_keras_weights(model, path):
+def check_keras_weights(model, path, source=None):
     """Checks that a Keras ``.weights.h5`` or ``.keras`` file holds exactly ``model``'s variables.
 
     ``model.load_weights`` silently skips saved layers the model does not have; this check
     compares the file's layout with the one ``model.save_weights`` writes (optimizer state
-    aside) and refuses any missing, unexpected or wrong-shape entry.
+    aside) and refuses any missing, unexpected or wrong-shape entry. ``source``: the file to
+    name in errors (the user's ``.keras`` archive ``path`` was extracted from).
 
     Raises:
         WeightsMismatchError: listing every difference.
@@ -163,13 +164,14 @@ def check_keras_weights(model, path):
         reference_path = os.path.join(workdir, "model.weights.h5")
         model.save_weights(reference_path)
         expected = _dataset_shapes(reference_path)
+    source = os.fspath(source or path)
     with _keras_weights_file(path) as weights_path:
-        found = _dataset_shapes(weights_path, source=os.fspath(path))
+        found = _dataset_shapes(weights_path, source=source)
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     wrong = sorted(name for name in set(expected) & set(found) if expected[name] != found[name])
     if missing or unexpected or wrong:
-        lines = [f"Weights file {os.fspath(path)} does not match the model:"]
+        lines = [f"Weights file {source} does not match the model:"]
         lines += [f"  missing: {name} {list(expected[name])}" for name in missing]
         lines += [f"  unexpected: {name} {list(found[name])}" for name in unexpected]
         lines += [f"  wrong shape: {name}: file {list(found[name])}, model {list(expected[name])}" for name in wrong]
@@ -214,7 +216,7 @@ def initialize_weights(model, init, ignore_extra=False):
         if not os.path.isfile(init):
             raise FileNotFoundError(f"No weights file at {init}.")
         with _keras_weights_file(init) as weights_path:
-            check_keras_weights(model, weights_path)
+            check_keras_weights(model, weights_path, source=init)
             model.load_weights(weights_path)
         return f"Keras weights from {init}"
     if init.endswith((".h5", ".hdf5")):

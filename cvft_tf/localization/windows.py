@@ -50,8 +50,8 @@ def window_grid(geomap, footprint_m, stride_m):
     Raises:
         MapError: the window or the stride is larger than the map, or not positive.
     """
-    if footprint_m <= 0 or stride_m <= 0:
-        raise MapError(f"the window ({footprint_m} m) and the stride ({stride_m} m) must be positive")
+    if not (footprint_m > 0 and stride_m > 0):  # also NaN
+        raise MapError(f"the window ({footprint_m} m) and the stride ({stride_m} m) must be positive numbers")
     metres = geomap.metres_per_pixel
     extent = (geomap.height * metres, geomap.width * metres)
     side = int(round(footprint_m / metres))

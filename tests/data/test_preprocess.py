@@ -172,3 +172,28 @@ def test_random_azimuth_shift_is_seeded_and_bounded():
         shifts.append(shift)
     assert max(abs(s) for s in shifts) <= 20
     assert len(set(shifts)) > 10 and min(shifts) < 0 < max(shifts)
+
+
+@pytest.mark.parametrize(
+    "extension, params",
+    [(".png", []), (".jpg", []), (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]), (".jpg", [cv2.IMWRITE_JPEG_OPTIMIZE, 1])],
+    ids=["png", "baseline-jpeg", "progressive-jpeg", "optimized-jpeg"],
+)
+def test_header_size_is_the_decoded_size(extension, params):
+    image = np.random.default_rng(0).integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
+    data = cv2.imencode(extension, image, params)[1].tobytes()
+    assert preprocess.header_size(data) == cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape[:2]
+
+
+def test_header_size_of_other_or_cut_bytes_is_none():
+    data = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    assert preprocess.header_size(b"GIF89a" + data) is None
+    assert preprocess.header_size(data[:20]) is None
+
+
+def test_an_image_over_the_pixel_cap_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "big.png"
+    path.write_bytes(cv2.imencode(".png", np.zeros((30, 40, 3), np.uint8))[1].tobytes())
+    assert preprocess.read_image(str(path), max_pixels=1200).shape == (30, 40, 3)
+    with pytest.raises(preprocess.ImageError, match=r"has 30x40 = 1200 pixels in its header, more than .*=1199"):
+        preprocess.read_image(str(path), max_pixels=1199)

@@ -7,7 +7,9 @@ before by a successful run (``metrics.json``, descriptors, figures) left byte fo
 
 import json
 import os
+import shutil
 
+import keras
 import numpy as np
 import pytest
 import scipy.io
@@ -182,3 +184,75 @@ def test_an_output_directory_that_is_a_file(evaluated, tmp_path):
     result = evaluate(evaluated, blocker)
     assert_exit(result, 2, f"error: cannot write to the evaluation output directory {blocker}: it is a file")
     assert blocker.read_text() == "not a directory"
+
+
+def claim_size(path, height, width):
+    """Rewrites the size in the baseline JPEG frame header (SOF0) of ``path``; the pixels stay small."""
+    data = bytearray(path.read_bytes())
+    frame = data.index(b"\xff\xc0")
+    data[frame + 5 : frame + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    path.write_bytes(bytes(data))
+
+
+def test_an_image_whose_header_is_too_large_is_not_decoded(evaluated, earlier_eval, world):
+    bad = world / "bingmap" / "19" / "0000004.jpg"
+    claim_size(bad, 30000, 30000)
+    result = evaluate(evaluated, earlier_eval, world=world)
+    csv = world / "splits" / "val-19zl.csv"
+    assert_exit(
+        result, 2,
+        f"error: bad image in evaluation: {csv}:4: {bad} has 30000x30000 = 900000000 pixels in its header, "
+        "more than config.data.max_image_pixels=64000000; it was not decoded",
+    )  # fmt: skip
+    assert_unchanged(earlier_eval, evaluated["digests"])
+
+
+def test_a_non_finite_cvact_utm_names_its_row(evaluated, earlier_eval, cvact_world):
+    root, pano_ids = cvact_world
+    mat_path = root / "ACT_data.mat"
+    mat = scipy.io.loadmat(mat_path)
+    mat["utm"][2, 0] = np.nan
+    mat["utm"][4, 1] = np.inf
+    scipy.io.savemat(mat_path, {key: mat[key] for key in ("panoIds", "utm", "trainSet", "valSet", "valSetAll")})
+    result = evaluate(evaluated, earlier_eval, f"--config.data.root={root}", config=CVACT_SMOKE)
+    assert_exit(
+        result, 2, f"{mat_path}: utm row 3 (panoId {pano_ids[2]}) is [nan, 6100000.0], not a finite position",
+        f"{mat_path}: utm row 5 (panoId {pano_ids[4]}) is [500040.0, inf], not a finite position",
+    )  # fmt: skip
+    assert_unchanged(earlier_eval, evaluated["digests"])
+
+
+def test_split_paths_outside_the_root_are_refused_unless_allowed(evaluated, earlier_eval, world, tmp_path):
+    aerial, ground = tmp_path / "elsewhere-aerial.jpg", tmp_path / "elsewhere-ground.jpg"
+    shutil.copy(world / "bingmap" / "19" / "0000002.jpg", aerial)
+    shutil.copy(world / "streetview" / "panos" / "0000003.jpg", ground)
+    csv = world / "splits" / "val-19zl.csv"
+    lines = csv.read_text().splitlines()
+    lines[1] = lines[1].replace("bingmap/19/0000002.jpg", "../elsewhere-aerial.jpg")
+    lines[2] = lines[2].replace("streetview/panos/0000003.jpg", str(ground))
+    csv.write_text("\n".join(lines) + "\n")
+    result = evaluate(evaluated, earlier_eval, world=world)
+    hint = "(set config.data.allow_paths_outside_root=True to allow it)"
+    assert_exit(
+        result, 2, f"{csv}:2: {world}/../elsewhere-aerial.jpg is outside the dataset root {world} {hint}",
+        f"{csv}:3: {ground} is outside the dataset root {world} {hint}",
+    )  # fmt: skip
+    assert_unchanged(earlier_eval, evaluated["digests"])
+    allowed = evaluate(evaluated, tmp_path / "allowed", "--config.data.allow_paths_outside_root=True", world=world)
+    assert_exit(allowed, 0)
+
+
+def test_a_split_csv_with_a_byte_order_mark_is_read(evaluated, world, tmp_path):
+    csv = world / "splits" / "val-19zl.csv"
+    csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())
+    out = tmp_path / "eval"
+    assert_exit(evaluate(evaluated, out, world=world), 0)
+    assert json.loads((out / "metrics.json").read_text())["num_queries"] == 6
+
+
+def test_foreign_weights_are_named_by_the_users_path(evaluated, earlier_eval, tmp_path):
+    weights = tmp_path / "foreign.keras"
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(weights)
+    result = evaluate(evaluated, earlier_eval, f"--weights={weights}")
+    assert_exit(result, 2, f"error: Weights file {weights} does not match the model:")
+    assert_unchanged(earlier_eval, evaluated["digests"])

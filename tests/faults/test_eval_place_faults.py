@@ -8,6 +8,7 @@ unchanged after a failing one.
 
 import json
 import shutil
+import zipfile
 
 import cv2
 import numpy as np
@@ -126,3 +127,19 @@ def test_an_output_that_is_a_regular_file(place, tmp_path):
     result = evaluate_place(place, place / "tiny.keras", out)
     assert_exit(result, 2, f"error: cannot write to the --out directory {out}: it is a file, not a directory")
     assert out.read_text() == "keep me"
+
+
+def test_a_crafted_keras_file(place, earlier_metrics, tmp_path):
+    weights = tmp_path / "crafted.keras"
+    with zipfile.ZipFile(place / "tiny.keras") as source, zipfile.ZipFile(weights, "w") as crafted:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config["config"]["image_size"] = {"not": "a size"}
+                data = json.dumps(config)
+            crafted.writestr(item, data)
+    out, before = earlier_metrics
+    result = evaluate_place(place, weights, out)
+    assert_exit(result, 2, f"error: {weights} holds a PlaceRecognitionModel that cannot be rebuilt: ")
+    assert_unchanged(out, before)
