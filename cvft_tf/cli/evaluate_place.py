@@ -211,7 +211,7 @@ def _load_keras_file(path):
     if class_name != PlaceRecognitionModel.__name__:
         raise PlaceModelError(f"{path} holds a {class_name}, not a PlaceRecognitionModel")
     try:
-        return keras.saving.load_model(path)
+        return keras.saving.load_model(path, safe_mode=True)
     except (TypeError, ValueError, KeyError, AttributeError, OSError) as error:  # a config Keras cannot rebuild
         raise PlaceModelError(f"{path} holds a PlaceRecognitionModel that cannot be rebuilt: {error}") from None
 
