@@ -43,6 +43,7 @@ from cvft_tf.config_schema import check_dataset_sections, check_model_section
 from cvft_tf.cli.exits import run_command
 from cvft_tf.evaluation import compare, embed, figure_sources, figures, recall, scoring
 from cvft_tf.output_dirs import directory_replaced_whole, make_output_directory
+from cvft_tf.write_failures import reported_write_failures
 from cvft_tf.data.from_config import eval_dataset, read_split
 
 _CONFIG = define_config_flag()
@@ -187,7 +188,7 @@ def main(argv):
         logging.info("r@1 %.2f; the chief writes the results.", metrics["r@1"])
         return
 
-    with directory_replaced_whole(out_dir) as staging:
+    with reported_write_failures(out_dir), directory_replaced_whole(out_dir) as staging:
         write_outputs(staging, embeddings, metrics)
         figure_names = write_figures(
             model, dataset, split, embeddings, metrics, staging, config.eval.num_figure_queries, other_curves

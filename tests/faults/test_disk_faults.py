@@ -1,4 +1,4 @@
-"""cvft-train, cvft-export and cvft-index on a full disk.
+"""cvft-train, cvft-eval, cvft-export and cvft-index on a full disk.
 
 Each command writes into a small tmpfs filled up to a few hundred KB: it must end with status
 2 and one ``error:`` line naming the file it could not write and the space left, no
@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from tests.faults.harness import SMOKE, assert_exit, data_overrides, digests, run, write_world
-from tests.faults.worlds import save_tiny_model
+from tests.faults.worlds import copy_tree, save_tiny_model
 from tests.localization.fixtures import write_png_map
 
 pytestmark = pytest.mark.large
@@ -78,3 +78,27 @@ def test_index_on_a_full_disk(tmp_path, full_disk):
         f"--map={map_path}", f"--out={full_disk / 'index'}", "--stride_m=10",
     )  # fmt: skip
     assert_full_disk_error(result, full_disk, before)
+
+
+def folder_size(directory):
+    """Bytes of the files under ``directory``."""
+    return sum(os.path.getsize(os.path.join(parent, name)) for parent, _, names in os.walk(directory) for name in names)
+
+
+def test_an_evaluation_that_fills_the_disk_keeps_the_earlier_one_whole(tmp_path, full_disk):
+    """The new outputs fit only in part: the earlier evaluation (another setting's descriptors and
+    metrics) stays as it was, and nothing of the new one is left beside it."""
+    world = write_world(tmp_path / "world")
+    workdir = save_tiny_model(str(tmp_path / "run"))
+    first = tmp_path / "first"
+    arguments = [f"--config={SMOKE}", f"--workdir={workdir}", *data_overrides(world)]
+    assert_exit(run("cvft-eval", *arguments, f"--out={first}"), 0)
+    size = folder_size(first)
+    with open(full_disk / "filler", "r+b") as filler:  # room for the earlier evaluation and half a new one
+        filler.truncate(max(os.path.getsize(full_disk / "filler") - size - size // 2 + FREE_BYTES, 0))
+    earlier = copy_tree(first, full_disk / "eval")
+    before = digests(full_disk)
+    result = run("cvft-eval", *arguments, f"--out={earlier}", "--orientation_noise_deg=20")
+    assert_full_disk_error(result, full_disk, before)
+    assert digests(earlier) == digests(first)
+    assert sorted(os.listdir(full_disk)) == ["earlier.txt", "eval", "filler"]
