@@ -21,6 +21,7 @@ class Progress:
         self.total, self.unit, self.done = total, unit, 0
         self._rate = f"{unit}s/s"
         self._start = self._last_line = time.perf_counter()
+        self._printed = None  # the count of the last plain line
         terminal = sys.stdout.isatty()
         self._bar = keras.utils.Progbar(total, unit_name=unit, stateful_metrics=[self._rate]) if terminal else None
 
@@ -31,14 +32,15 @@ class Progress:
         if self._bar is not None:
             self._bar.update(self.done, values=[(self._rate, self._per_second(now))])
         elif now - self._last_line >= PIPE_INTERVAL_S:
-            self._last_line = now
+            self._last_line, self._printed = now, self.done
             print(self.line(now), flush=True)
         return self
 
     def finish(self):
         """Ends the display: the bar's last state, or the last line."""
         if self._bar is None:
-            print(self.line(time.perf_counter()), flush=True)
+            if self._printed != self.done:
+                print(self.line(time.perf_counter()), flush=True)
         elif self.total is None or self.done < self.total:
             self._bar.update(self.done, finalize=True)
 

@@ -27,3 +27,9 @@ def test_a_pipe_gets_one_line_per_interval(capsys):
 def test_progress_of_an_unknown_total(capsys):
     Progress(None, unit="tile").add(3).add(4).finish()
     assert capsys.readouterr().out.startswith("7 tiles, ")
+
+
+def test_the_last_line_is_not_printed_twice(capsys, monkeypatch):
+    monkeypatch.setattr(progress_module, "PIPE_INTERVAL_S", 0.0)
+    Progress(4, unit="step").add(2).add(2).finish()
+    assert [line.split(",")[0] for line in capsys.readouterr().out.splitlines()] == ["2/4 steps", "4/4 steps"]

@@ -123,6 +123,16 @@ class _ConsoleFormatter(logging.Formatter):
         return message
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+"""The folder of ``cvft_tf``: info lines logged from files under it are the commands' own."""
+
+
+def _own_info_only(record):
+    """Keeps warnings and errors, and the info lines of ``cvft_tf`` itself (libraries' info
+    lines, such as TensorFlow's while it writes a SavedModel, go only to the log file)."""
+    return record.levelno >= logging.WARNING or os.path.abspath(record.pathname).startswith(_PACKAGE_DIR + os.sep)
+
+
 class _WorkdirLogFile(logging.FileHandler):
     """absl-prefixed lines appended to ``<workdir>/log.txt`` once the command has made the workdir."""
 
@@ -137,11 +147,16 @@ class _WorkdirLogFile(logging.FileHandler):
 
 
 def plain_console_logs(workdir=None, verbose=False):
-    """absl's log lines on the terminal without prefixes (unless ``verbose``); full lines in the workdir's log.
+    """absl's log lines on the terminal without prefixes, and libraries' info lines (a
+    SavedModel's assets, fingerprint, renamed inputs) left out, unless ``verbose``; full lines
+    in the workdir's log.
 
     Call after absl has parsed the flags (inside ``main``).
     """
     if not verbose:
-        absl_logging.get_absl_handler().setFormatter(_ConsoleFormatter())
+        handler = absl_logging.get_absl_handler()
+        handler.setFormatter(_ConsoleFormatter())
+        handler.addFilter(_own_info_only)
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)  # its own handler's "INFO:tensorflow:" lines
     if workdir:
         absl_logging.get_absl_logger().addHandler(_WorkdirLogFile(workdir))

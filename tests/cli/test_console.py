@@ -63,3 +63,18 @@ def test_wants_logs():
     assert console.wants_logs(["cvft-train", "-v", "1"], {})
     assert console.wants_logs(["cvft-train", "--verbosity=1"], {})
     assert not console.wants_logs(["cvft-train", "--vocabulary=1"], {})
+
+
+def test_the_terminal_keeps_the_commands_info_lines_and_libraries_warnings():
+    import logging
+
+    import tensorflow as tf
+
+    def record(level, path):
+        return logging.LogRecord("absl", level, path, 1, "message", None, None)
+
+    library = os.path.join(os.path.dirname(tf.__file__), "python", "saved_model", "save.py")
+    own = os.path.join(os.path.dirname(console.__file__), "train.py")
+    assert not console._own_info_only(record(logging.INFO, library))
+    assert console._own_info_only(record(logging.WARNING, library))
+    assert console._own_info_only(record(logging.INFO, own))

@@ -127,7 +127,11 @@ def test_eval_and_export_commands(dataset_root, tmp_path):
     assert {k: on_tensorflow[k] for k in REPORTED} == {k: metrics[k] for k in REPORTED}
 
     saved = str(tmp_path / "saved")
-    cli("export", "--config=configs/cvusa.py:smoke", f"--workdir={workdir}", f"--out={saved}")
+    exported = cli("export", "--config=configs/cvusa.py:smoke", f"--workdir={workdir}", f"--out={saved}")
+    terminal = exported.stdout + exported.stderr
+    assert "5/5 steps" in terminal and terminal.count("5/5 steps") == 1, terminal  # progress, its last line once
+    for library_line in ("Function `<lambda>` contains input name", "Assets written to", "Writing fingerprint"):
+        assert library_line not in terminal, terminal
     with open(os.path.join(saved, "assets.extra", "cvft_export.json")) as handle:
         assert json.load(handle)["raw_ground"] == "none"  # CVUSA panoramas are used whole
     model = keras.saving.load_model(os.path.join(workdir, "best.keras"))
