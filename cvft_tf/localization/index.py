@@ -25,8 +25,8 @@ leaves the chunk missing, not unrecorded); one that differs (truncated, corrupt)
 damaged and embedded again, so a rerun repairs it. A rerun also rebuilds ``search.faiss``.
 A map entry of a manifest written before checksums were recorded (no ``chunks``) has its
 chunks that ``np.load`` reads whole, with the window numbers they should hold, recorded as
-done; the others are embedded again. A chunk is embedded in batches that start at the chunk's first window,
-so a resumed run computes exactly what an uninterrupted one does. Indexing another map into
+done; the others are embedded again. A chunk is embedded in batches that start at the
+chunk's first window, so a resumed run computes exactly what an uninterrupted one does. Indexing another map into
 an existing index (``extend``) adds its chunks and rebuilds ``search.faiss``; the maps must
 share the CRS, the model and the footprint. An index built with another model (another
 fingerprint) is refused, before anything is written.
@@ -36,9 +36,9 @@ import hashlib
 import io
 import json
 import os
-import zipfile
 import re
 import time
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -46,7 +46,7 @@ from absl import logging
 
 from cvft_tf.data.preprocess import resize_image
 from cvft_tf.localization import search
-from cvft_tf.localization.errors import DamagedIndexError, IndexMismatchError, LocalizationError, MapError
+from cvft_tf.localization.errors import DamagedIndexError, IndexMismatchError, MapError
 from cvft_tf.localization.geomap import pixel_to_map
 from cvft_tf.localization.tiles import TileFolder
 from cvft_tf.localization.windows import WindowGrid, window_grid
