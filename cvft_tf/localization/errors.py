@@ -15,6 +15,10 @@ class IndexMismatchError(LocalizationError):
     """An index built with another model or window than the one asked for."""
 
 
+class DamagedIndexError(LocalizationError):
+    """An index file that is truncated or corrupt (a chunk, ``search.faiss``); the message says how to repair it."""
+
+
 class QueryError(LocalizationError):
     """A query image or ground-truth file that cannot be used."""
 

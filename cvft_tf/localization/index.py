@@ -9,7 +9,8 @@ Layout of an index directory::
                            footprint, and per map: its ``kind`` (``map`` or ``tiles``), its
                            identity (a map's path, size, CRS, transform; a tile folder's path,
                            CRS, tile count and CSV digest), a map's stride and window grid or a
-                           tile folder's extent, chunk size and whether it is complete
+                           tile folder's extent, chunk size, whether it is complete, and
+                           ``chunks``: per chunk number, the ``bytes`` and ``sha256`` of its file
     chunks/map-MMM-CCCCCC.npz  descriptors float32 [n, D] and window numbers int64 [n] of
                            chunk C of map M (``chunk_size`` consecutive windows)
     chunks/map-MMM-centres.npy  float64 [n, 2], the tiles' centres ``(x, y)`` of a tile folder M
@@ -18,17 +19,26 @@ Layout of an index directory::
 
 Every file is written under a temporary name and renamed (``output_dirs.atomic_path``), so a
 run killed at any moment leaves the chunks it finished; the same command resumes with the
-first missing chunk. A chunk is embedded in batches that start at the chunk's first window,
-so a resumed run computes exactly what an uninterrupted one does. Indexing another map into
+first chunk not done. A chunk is done when its file has the size and SHA-256 the manifest
+records for it (recorded before the file is renamed into place, so a run killed in between
+leaves the chunk missing, not unrecorded); one that differs (truncated, corrupt) is logged as
+damaged and embedded again, so a rerun repairs it. A rerun also rebuilds ``search.faiss``.
+A map entry of a manifest written before checksums were recorded (no ``chunks``) has its
+chunks that ``np.load`` reads whole, with the window numbers they should hold, recorded as
+done; the others are embedded again. A chunk is embedded in batches that start at the
+chunk's first window, so a resumed run computes exactly what an uninterrupted one does. Indexing another map into
 an existing index (``extend``) adds its chunks and rebuilds ``search.faiss``; the maps must
 share the CRS, the model and the footprint. An index built with another model (another
 fingerprint) is refused, before anything is written.
 """
 
+import hashlib
+import io
 import json
 import os
 import re
 import time
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -36,7 +46,7 @@ from absl import logging
 
 from cvft_tf.data.preprocess import resize_image
 from cvft_tf.localization import search
-from cvft_tf.localization.errors import IndexMismatchError, LocalizationError, MapError
+from cvft_tf.localization.errors import DamagedIndexError, IndexMismatchError, MapError
 from cvft_tf.localization.geomap import pixel_to_map
 from cvft_tf.localization.tiles import TileFolder
 from cvft_tf.localization.windows import WindowGrid, window_grid
@@ -50,6 +60,9 @@ FORMAT = 1
 RECALL_QUERIES = 200
 """Stored descriptors used as queries to measure an IVF-PQ index's recall@10 against exact."""
 _MAP_ERROR = re.compile(r"MapError: (.*?)(?:\n|$)")
+_MANIFEST_KEYS = ("model", "footprint_m", "crs", "maps")
+_CHUNK_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+"""What ``np.load`` of a truncated or corrupt ``.npz`` raises."""
 
 
 def chunk_path(index_dir, map_number, chunk):
@@ -66,7 +79,8 @@ def read_manifest(index_dir):
     """The manifest of ``index_dir``, or None when there is none.
 
     Raises:
-        LocalizationError: the manifest exists but cannot be read.
+        DamagedIndexError: the manifest exists but cannot be read (it is what ties the chunks
+            to their maps, so a rerun cannot repair it: the index must be built again).
     """
     path = os.path.join(index_dir, MANIFEST)
     if not os.path.exists(path):
@@ -74,11 +88,19 @@ def read_manifest(index_dir):
     try:
         with open(path) as handle:
             manifest = json.load(handle)
+        if not isinstance(manifest, dict):
+            raise ValueError(f"a JSON {type(manifest).__name__}, not an object")
         if manifest.get("format") != FORMAT:
             raise ValueError(f"format {manifest.get('format')!r}, expected {FORMAT}")
+        missing = [key for key in _MANIFEST_KEYS if key not in manifest]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)}")
         return manifest
     except (OSError, ValueError) as error:
-        raise LocalizationError(f"{path} is not a readable index manifest ({error})") from None
+        raise DamagedIndexError(
+            f"{path} is not a readable index manifest ({error}); the chunks cannot be told apart without it: "
+            "build the index again with cvft-index into a new directory"
+        ) from None
 
 
 def check_model(manifest, encoders, index_dir):
@@ -175,17 +197,88 @@ def _find_entry(manifest, fields):
     return None
 
 
-def _save_chunk(index_dir, map_number, chunk, descriptors, numbers):
-    with atomic_path(chunk_path(index_dir, map_number, chunk)) as partial, open(partial, "wb") as handle:
-        np.savez(handle, descriptors=descriptors, numbers=numbers)
+def chunk_record(data):
+    """The manifest's record of a chunk file's contents ``data`` (bytes): its size and SHA-256."""
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _embed_missing(source, read, entry, encoders, index_dir, progress):
-    """Embeds the chunks of ``entry`` that are not on disk yet; returns (windows embedded, seconds)."""
-    size, count = entry["chunk_size"], entry["windows"]
-    chunks = [c for c in range(-(-count // size)) if not os.path.exists(chunk_path(index_dir, entry["number"], c))]
-    numbers = np.concatenate([np.arange(c * size, min(count, (c + 1) * size)) for c in chunks] or [np.zeros(0, int)])
-    if len(chunks) < -(-count // size):
+def _save_chunk(index_dir, manifest, entry, chunk, descriptors, numbers):
+    """Records the chunk's checksum in the manifest, then writes the chunk (both atomically)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, descriptors=descriptors, numbers=numbers)
+    data = buffer.getvalue()
+    entry["chunks"][str(chunk)] = chunk_record(data)
+    write_json_atomic(manifest, os.path.join(index_dir, MANIFEST))
+    with atomic_path(chunk_path(index_dir, entry["number"], chunk)) as partial, open(partial, "wb") as handle:
+        handle.write(data)
+
+
+def chunk_numbers(entry, chunk):
+    """int64 [n]: the window numbers of chunk ``chunk`` of a map entry."""
+    return np.arange(chunk * entry["chunk_size"], min(entry["windows"], (chunk + 1) * entry["chunk_size"]))
+
+
+def chunk_count(entry):
+    """How many chunk files a map entry has."""
+    return -(-entry["windows"] // entry["chunk_size"])
+
+
+def _chunk_damage(index_dir, entry, chunk):
+    """Why chunk ``chunk`` of ``entry`` is not done: None when its file matches its record, else the reason."""
+    path = chunk_path(index_dir, entry["number"], chunk)
+    if not os.path.exists(path):
+        return "missing"
+    with open(path, "rb") as handle:
+        found = chunk_record(handle.read())
+    recorded = entry["chunks"].get(str(chunk))
+    if recorded is None:
+        return "not in the manifest"
+    if found["bytes"] != recorded["bytes"]:
+        return f"{found['bytes']} bytes, the manifest records {recorded['bytes']}"
+    if found["sha256"] != recorded["sha256"]:
+        return "its SHA-256 differs from the manifest's"
+    return None
+
+
+def _record_legacy_chunks(index_dir, entry):
+    """Gives an entry of a manifest without checksums the records of its chunks that load whole."""
+    entry["chunks"] = {}
+    for chunk in range(chunk_count(entry)):
+        path = chunk_path(index_dir, entry["number"], chunk)
+        try:
+            with np.load(path) as data:
+                numbers = chunk_numbers(entry, chunk)
+                whole = np.array_equal(data["numbers"], numbers) and len(data["descriptors"]) == len(numbers)
+        except FileNotFoundError:
+            continue
+        except _CHUNK_READ_ERRORS:
+            whole = False
+        if whole:
+            with open(path, "rb") as handle:
+                entry["chunks"][str(chunk)] = chunk_record(handle.read())
+
+
+def _chunks_to_embed(index_dir, entry):
+    """The chunk numbers of ``entry`` that are not done, logging each damaged one."""
+    if "chunks" not in entry:
+        _record_legacy_chunks(index_dir, entry)
+    chunks = []
+    for chunk in range(chunk_count(entry)):
+        damage = _chunk_damage(index_dir, entry, chunk)
+        if damage is not None:
+            chunks.append(chunk)
+        if damage not in (None, "missing"):
+            path = chunk_path(index_dir, entry["number"], chunk)
+            logging.warning("The chunk %s is damaged (%s); embedding it again", path, damage)
+    return chunks
+
+
+def _embed_missing(source, read, manifest, entry, encoders, index_dir, progress):
+    """Embeds the chunks of ``entry`` that are not done yet; returns (windows embedded, seconds)."""
+    count = entry["windows"]
+    chunks = _chunks_to_embed(index_dir, entry)
+    numbers = np.concatenate([chunk_numbers(entry, c) for c in chunks] or [np.zeros(0, int)])
+    if len(chunks) < chunk_count(entry):
         logging.info("Resuming %s: %d of %d windows already indexed", source.path, count - len(numbers), count)
     bar = Progress(len(numbers), unit="tile") if progress else None
     start, done, pending = time.perf_counter(), 0, []
@@ -194,12 +287,9 @@ def _embed_missing(source, read, entry, encoders, index_dir, progress):
         for batch in batches:
             pending.append(encoders.aerial(batch))
             done += len(pending[-1])
-            chunk = chunks[0]
-            chunk_end = min(count, (chunk + 1) * size)
-            if sum(map(len, pending)) == chunk_end - chunk * size:
-                _save_chunk(
-                    index_dir, entry["number"], chunk, np.concatenate(pending), np.arange(chunk * size, chunk_end)
-                )
+            chunk_windows = chunk_numbers(entry, chunks[0])
+            if sum(map(len, pending)) == len(chunk_windows):
+                _save_chunk(index_dir, manifest, entry, chunks[0], np.concatenate(pending), chunk_windows)
                 chunks, pending = chunks[1:], []
             if bar is not None:
                 bar.add(done - bar.done)
@@ -211,13 +301,42 @@ def _embed_missing(source, read, entry, encoders, index_dir, progress):
     return len(numbers), time.perf_counter() - start
 
 
+def damaged_chunk_error(index_dir, entry, path, reason):
+    """The :class:`DamagedIndexError` of chunk file ``path`` of ``entry``: it names the map to index again."""
+    return DamagedIndexError(
+        f"the index chunk {path} is damaged ({reason}): run cvft-index again on its map "
+        f"{entry['map']['path']} with --out={index_dir} to embed it again"
+    )
+
+
+def check_chunk_sizes(index_dir, entry):
+    """Raises :class:`DamagedIndexError` for a chunk of ``entry`` missing or not of its recorded size.
+
+    A stat per chunk, not a read (the checksums are verified when ``cvft-index`` resumes);
+    an entry of a manifest without checksums is not checked here (:func:`load_descriptors` is).
+    """
+    for chunk, record in entry.get("chunks", {}).items():
+        path = chunk_path(index_dir, entry["number"], int(chunk))
+        size = os.path.getsize(path) if os.path.exists(path) else None
+        if size != record["bytes"]:
+            found = "missing" if size is None else f"{size} bytes, the manifest records {record['bytes']}"
+            raise damaged_chunk_error(index_dir, entry, path, found)
+
+
 def load_descriptors(index_dir, entry):
-    """float32 [windows, D]: the descriptors of a complete map entry, in window order."""
-    size, count = entry["chunk_size"], entry["windows"]
+    """float32 [windows, D]: the descriptors of a complete map entry, in window order.
+
+    Raises:
+        DamagedIndexError: a chunk is missing or cannot be read.
+    """
     parts = []
-    for chunk in range(-(-count // size)):
-        with np.load(chunk_path(index_dir, entry["number"], chunk)) as data:
-            parts.append(data["descriptors"])
+    for chunk in range(chunk_count(entry)):
+        path = chunk_path(index_dir, entry["number"], chunk)
+        try:
+            with np.load(path) as data:
+                parts.append(data["descriptors"])
+        except _CHUNK_READ_ERRORS as error:
+            raise damaged_chunk_error(index_dir, entry, path, f"{type(error).__name__}: {error}") from None
     return np.concatenate(parts)
 
 
@@ -262,6 +381,7 @@ def build_index(source, encoders, index_dir, footprint_m, stride_m=None, kind="e
         MapError: the window or stride do not fit the map, or the map or a tile cannot be read
             (the chunks embedded before are kept; the same command resumes).
         IndexMismatchError: the index holds another model, footprint or CRS.
+        DamagedIndexError: the manifest, or a chunk of another map, cannot be read.
     """
     fields, read = describe(source, footprint_m, stride_m)
     manifest = read_manifest(index_dir)
@@ -279,13 +399,13 @@ def build_index(source, encoders, index_dir, footprint_m, stride_m=None, kind="e
     make_output_directory(os.path.join(index_dir, CHUNK_DIR), "index directory")
     if entry is None:
         entry = {"number": len(manifest["maps"]), **fields, "batch_size": int(batch_size),
-                 "chunk_size": int(batch_size * chunk_batches), "complete": False}  # fmt: skip
+                 "chunk_size": int(batch_size * chunk_batches), "complete": False, "chunks": {}}  # fmt: skip
         if is_tiles(entry):
             with atomic_path(centres_path(index_dir, entry["number"])) as partial, open(partial, "wb") as handle:
                 np.save(handle, source.centres)
         manifest["maps"].append(entry)
         write_json_atomic(manifest, os.path.join(index_dir, MANIFEST))
-    embedded, seconds = _embed_missing(source, read, entry, encoders, index_dir, progress)
+    embedded, seconds = _embed_missing(source, read, manifest, entry, encoders, index_dir, progress)
     entry["complete"] = True
     manifest["search"] = build_search(index_dir, manifest, kind, nprobe)
     write_json_atomic(manifest, os.path.join(index_dir, MANIFEST))

@@ -27,7 +27,7 @@ import tensorflow as tf
 from cvft_tf.data.preprocess import ImageError, read_image, resize_image
 from cvft_tf.localization import index as index_files
 from cvft_tf.localization import search
-from cvft_tf.localization.errors import LocalizationError, QueryError
+from cvft_tf.localization.errors import DamagedIndexError, LocalizationError, QueryError
 from cvft_tf.localization.geomap import to_lat_lon
 from cvft_tf.output_dirs import atomic_path
 
@@ -71,6 +71,8 @@ def open_index(directory, nprobe=search.DEFAULT_NPROBE):
 
     Raises:
         LocalizationError: no index there, or one without a completely indexed map.
+        DamagedIndexError: the manifest or ``search.faiss`` cannot be read, or a chunk is missing
+            or not of the size the manifest records.
     """
     manifest = index_files.read_manifest(directory)
     path = os.path.join(directory, index_files.SEARCH_FILE)
@@ -82,9 +84,35 @@ def open_index(directory, nprobe=search.DEFAULT_NPROBE):
         raise LocalizationError(
             f"the index {directory} has no completely indexed map: run cvft-index again to finish it"
         )
+    for entry in entries:
+        index_files.check_chunk_sizes(directory, entry)
     positions = np.concatenate([index_files.window_positions(directory, entry) for entry in entries])
     map_of = np.concatenate([np.full(entry["windows"], entry["number"]) for entry in entries])
-    return LoadedIndex(directory, manifest, search.read(path, nprobe), positions, map_of, entries)
+    return LoadedIndex(directory, manifest, read_search(path, len(positions), nprobe), positions, map_of, entries)
+
+
+def read_search(path, windows, nprobe):
+    """The FAISS index at ``path``, which must hold ``windows`` descriptors.
+
+    Raises:
+        DamagedIndexError: it cannot be read (FAISS raises RuntimeError) or holds another count.
+    """
+    try:
+        index = search.read(path, nprobe)
+    except RuntimeError as error:
+        raise _damaged_search(path, f"FAISS cannot read it: {str(error).rpartition('Error: ')[2]}") from None
+    if index.ntotal != windows:
+        raise _damaged_search(path, f"{index.ntotal} windows, the manifest's complete maps have {windows}")
+    return index
+
+
+def _damaged_search(path, reason):
+    """The :class:`DamagedIndexError` of the search index ``path``: a rerun of cvft-index rebuilds it."""
+    directory = os.path.dirname(path) or "."
+    return DamagedIndexError(
+        f"the search index {path} is damaged ({reason}): run cvft-index again on any map of the index "
+        f"with --out={directory} to rebuild it"
+    )
 
 
 def query_paths(images=(), image_dir=None):

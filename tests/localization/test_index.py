@@ -1,5 +1,6 @@
 """The index: windows embedded in order, chunks, resume, extension, and the model check."""
 
+import json
 import os
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 
 from cvft_tf.data.preprocess import resize_image
 from cvft_tf.localization import index, search
-from cvft_tf.localization.errors import IndexMismatchError, MapError
+from cvft_tf.localization.errors import DamagedIndexError, IndexMismatchError, MapError
 from cvft_tf.localization.geomap import open_map
 from cvft_tf.localization.windows import window_grid
 from tests.faults.harness import digests
@@ -60,6 +61,44 @@ def test_a_resumed_index_equals_an_uninterrupted_one(map_path, tmp_path):
     summary = build(map_path, tmp_path / "resumed")
     assert summary["embedded"] == 117 - 5 * 8
     assert digests(tmp_path / "resumed" / index.CHUNK_DIR) == digests(tmp_path / "whole" / index.CHUNK_DIR)
+
+
+def _chunk(directory, chunk):
+    return index.chunk_path(str(directory), 0, chunk)
+
+
+def test_a_chunk_whose_checksum_differs_is_embedded_again(map_path, tmp_path):
+    build(map_path, tmp_path / "whole")
+    build(map_path, tmp_path / "damaged")
+    with open(_chunk(tmp_path / "damaged", 3), "r+b") as handle:  # same size, other bytes
+        handle.seek(-40, os.SEEK_END)
+        handle.write(bytes(40))
+    summary = build(map_path, tmp_path / "damaged")
+    assert summary["embedded"] == 8
+    assert digests(tmp_path / "damaged") == digests(tmp_path / "whole")
+
+
+def test_a_manifest_without_checksums_keeps_the_chunks_that_load_whole(map_path, tmp_path):
+    build(map_path, tmp_path / "whole")
+    build(map_path, tmp_path / "old")
+    manifest_path = tmp_path / "old" / index.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["maps"][0]["chunks"]  # as written before the checksums were recorded
+    manifest_path.write_text(json.dumps(manifest))
+    with open(_chunk(tmp_path / "old", 14), "r+b") as handle:  # the last chunk, 5 windows
+        handle.truncate(200)
+    summary = build(map_path, tmp_path / "old")
+    assert summary["embedded"] == 5
+    assert digests(tmp_path / "old") == digests(tmp_path / "whole")
+
+
+def test_a_damaged_chunk_of_another_map_is_named(map_path, tmp_path):
+    build(map_path, tmp_path / "index")
+    with open(_chunk(tmp_path / "index", 0), "r+b") as handle:
+        handle.truncate(200)
+    second = write_png_map(str(tmp_path), size=(40, 40), origin=(300160.0, 5000000.0), seed=5, name="east.png")
+    with pytest.raises(DamagedIndexError, match=f"run cvft-index again on its map {map_path} with --out="):
+        build(second, tmp_path / "index")
 
 
 def test_an_index_of_another_model_is_refused_and_left_as_it_was(map_path, tmp_path):
