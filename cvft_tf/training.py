@@ -395,7 +395,8 @@ def check_steps_per_execution(config, steps_per_epoch):
 def train(config, workdir, strategy=None):
     """Trains (or resumes) the model of ``config`` in ``workdir``; returns the model.
 
-    ``config.json`` is written once the run is known to start or to resume with a matching
+    The splits are read and checked before the workdir is locked, so a bad split or a batch
+    larger than it leaves the workdir untouched. ``config.json`` is written once the run is known to start or to resume with a matching
     checkpoint, never before a mismatch is reported.
 
     Args:
@@ -412,25 +413,25 @@ def train(config, workdir, strategy=None):
     keras.utils.set_random_seed(config.train.seed)
     keras.mixed_precision.set_global_policy(MIXED_PRECISION_POLICIES[config.train.mixed_precision])
 
+    train_split = read_split(config.data, config.data.train_split)
+    val_split = read_split(config.data, config.data.val_split)
+    if len(train_split) < config.train.batch_size:
+        raise ConfigError(
+            f"config.train.batch_size={config.train.batch_size} is larger than the "
+            f"{len(train_split)} pairs of {train_split.name}: use a batch of at most {len(train_split)}"
+        )
     with distribute.writing_directory(workdir, strategy) as output:
-        model, val_split = _train(config, workdir, strategy, output)
+        model, val_split = _train(config, workdir, strategy, output, train_split, val_split)
         if val_split is not None:
             logging.info("Best validation: %s", checkpoints.read_best_record(output))
             logging.info("Learning curve: %s", write_learning_curve(output, len(val_split)))
     return model
 
 
-def _train(config, workdir, strategy, output):
-    """:func:`train` writing into ``output``: the model, and the validation split (None when
-    there was nothing left to train)."""
+def _train(config, workdir, strategy, output, train_split, val_split):
+    """:func:`train` writing into ``output`` (the splits read and checked first): the model, and
+    the validation split (None when there was nothing left to train)."""
     with StopSignals() as stop:
-        train_split = read_split(config.data, config.data.train_split)
-        val_split = read_split(config.data, config.data.val_split)
-        if len(train_split) < config.train.batch_size:
-            raise ConfigError(
-                f"config.train.batch_size={config.train.batch_size} is larger than the "
-                f"{len(train_split)} pairs of {train_split.name}: use a batch of at most {len(train_split)}"
-            )
         steps_per_epoch = config.train.steps_per_epoch or len(train_split) // config.train.batch_size
         check_distribution(config, strategy, steps_per_epoch)
         model, state = resume_or_start(config, workdir, strategy)

@@ -41,8 +41,8 @@ def smoke_config(root, epochs):
 def test_train_resume_and_evaluate_the_best_model(places_root, tmp_path):
     workdir = str(tmp_path / "run")
     train_place(smoke_config(places_root, 1), workdir)
-    assert sorted(os.listdir(workdir)) == ["best.json", "best.keras", "checkpoints", "config.json", "history.csv",
-                                           "tensorboard"]  # fmt: skip
+    assert sorted(os.listdir(workdir)) == [".lock", "best.json", "best.keras", "checkpoints", "config.json",
+                                           "history.csv", "tensorboard"]  # fmt: skip
     model = train_place(smoke_config(places_root, 2), workdir)
     assert int(model.optimizer.iterations.numpy()) == 2 * 2  # 4 places / P=2: 2 steps an epoch, resumed
     with open(os.path.join(workdir, "history.csv")) as file:

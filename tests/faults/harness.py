@@ -18,6 +18,8 @@ from tests.data.fixtures import write_cvusa_train_val
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RAW_GROUND = (32, 176)
 """Raw panorama size of the tiny worlds (the smoke configs resize it to 32x176)."""
+LOG_FILE = "log.txt"
+"""``cvft_tf.cli.console.LOG_FILE``, named here so that the harness imports nothing of ``cvft_tf.cli``."""
 CRASH_SIGNS = ("Traceback (most recent call last)", "terminate called", "Fatal Python error", "Aborted")
 SMOKE = "configs/cvusa.py:smoke"
 
@@ -72,10 +74,15 @@ def truncate(path, size=300):
 
 
 def digests(directory):
-    """SHA-256 of every file under ``directory``, by relative path: to show nothing changed."""
+    """SHA-256 of every file under ``directory``, by relative path: to show nothing changed.
+
+    ``log.txt`` is left out: it is the log every command on a workdir appends to, not an output.
+    """
     result = {}
     for parent, _, names in os.walk(directory):
         for name in names:
+            if name == LOG_FILE:
+                continue
             path = os.path.join(parent, name)
             with open(path, "rb") as handle:
                 result[os.path.relpath(path, directory)] = hashlib.sha256(handle.read()).hexdigest()

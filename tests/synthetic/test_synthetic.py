@@ -378,8 +378,7 @@ def test_cli_writes_a_cvact_dataset(tmp_path):
 
 @pytest.mark.large
 def test_script_writes_cvusa_and_refuses_a_non_empty_out(tmp_path):
-    script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "make_synthetic.py")
-    command = [sys.executable, script, f"--out={tmp_path}", "--num_train=2", "--num_val=1", *_TINY_FLAGS]
+    command = [sys.executable, "-m", "cvft_tf.cli.make_synthetic", f"--out={tmp_path}", "--num_train=2", "--num_val=1", *_TINY_FLAGS]
     first = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Wrote 3 synthetic pairs (2 train, 1 val) in the CVUSA layout" in first.stdout
