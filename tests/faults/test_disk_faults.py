@@ -64,6 +64,7 @@ def test_export_on_a_full_disk(tmp_path, full_disk):
     before = digests(full_disk)
     result = run("cvft-export", f"--config={SMOKE}", f"--workdir={workdir}", f"--out={full_disk / 'saved'}")
     assert_full_disk_error(result, full_disk, before)
+    assert sorted(os.listdir(full_disk)) == ["earlier.txt", "filler"]  # the unfinished export is removed
 
 
 def test_index_on_a_full_disk(tmp_path, full_disk):
